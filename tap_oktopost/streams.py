@@ -1,0 +1,342 @@
+"""Stream classes: the export list, each active export's detail, and its CSV files."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream
+from singer_sdk import typing as th
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
+
+from tap_oktopost.csv_data import (
+    CONVERTERS,
+    EXPORT_ID,
+    EXPORT_RUN_AT,
+    EXTRA_VALUES,
+    ROW_NUMBER,
+    SOURCE_FILE,
+    SYNC_TIMESTAMP,
+    ColumnType,
+    classify,
+    column_names,
+    column_type_of,
+    open_csv,
+    property_schema,
+    widen,
+)
+from tap_oktopost.exports import without_secrets
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_oktopost.download import ExportArchive
+    from tap_oktopost.tap import TapOktopost
+
+_DESTINATION = th.ObjectType(
+    th.Property("Email", th.StringType),
+    th.Property("FirstName", th.StringType),
+    th.Property("LastName", th.StringType),
+    th.Property("Username", th.StringType),
+    th.Property("Host", th.StringType),
+    th.Property("BucketName", th.StringType),
+    th.Property("Path", th.StringType),
+    th.Property("AccountName", th.StringType),
+    th.Property("Container", th.StringType),
+)
+_EXPORT_PROPERTIES = (
+    th.Property("Id", th.StringType, required=True, description="Export Id"),
+    th.Property("DestinationType", th.StringType),
+    th.Property("Destination", _DESTINATION, description="Credentials removed"),
+    th.Property("Type", th.StringType),
+    th.Property("Frequency", th.StringType),
+    th.Property("TimeRange", th.StringType),
+    th.Property("Status", th.StringType),
+)
+_SYNC_TIMESTAMP = th.Property(
+    SYNC_TIMESTAMP, th.DateTimeType, description="When the tap extracted the record"
+)
+
+
+def loaded_runs(state: dict[str, Any]) -> dict[str, str]:
+    """Read each export's bookmark (its last fully delivered run) from a tap state."""
+    partitions = (
+        state.get("bookmarks", {})
+        .get(ActiveExportStream.name, {})
+        .get("partitions", [])
+    )
+    return {
+        str(partition["context"]["Id"]): str(partition["replication_key_value"])
+        for partition in partitions
+        if partition.get("replication_key_value")
+        and "Id" in partition.get("context", {})
+    }
+
+
+class OktopostStream(Stream):
+    """A stream reading through the tap's shared API client and archive store."""
+
+    def __init__(
+        self,
+        tap: TapOktopost,
+        name: str | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(tap, schema=schema, name=name)
+        self.oktopost = tap
+
+
+class ExportListStream(OktopostStream):
+    """Every BI export of the account, active or not."""
+
+    name = "export_list_metadata"
+    primary_keys = ("Id",)
+    schema = th.PropertiesList(*_EXPORT_PROPERTIES, _SYNC_TIMESTAMP).to_dict()
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """List every export, without destination credentials."""
+        for export in self.oktopost.client.list_exports():
+            record = without_secrets(export)
+            record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
+            yield record
+
+
+class ActiveExportStream(OktopostStream):
+    """The detail of each export to load, and the parent of its CSV file streams.
+
+    State holds one bookmark per export (partition `{"Id": ...}`): the LastRunDate of
+    the last run whose rows were all delivered. Only the newest run can be downloaded,
+    so a run is marked loaded only after every selected CSV stream has emitted it.
+    """
+
+    name = "active_export_metadata"
+    primary_keys = ("Id",)
+    replication_key = "LastRunDate"
+    is_sorted = True
+    check_sorted = False
+    schema = th.PropertiesList(
+        *_EXPORT_PROPERTIES,
+        th.Property("LastRunDate", th.DateTimeType, description="Last run, UTC"),
+        th.Property("LastRunFile", th.StringType, description="File name of last run"),
+        _SYNC_TIMESTAMP,
+    ).to_dict()
+
+    @property
+    def partitions(self) -> list[dict[str, Any]]:
+        """One partition per export to load, so each export keeps its own bookmark."""
+        return [{"Id": export_id} for export_id in self.oktopost.export_ids]
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Describe the export, unless its last run was loaded already."""
+        export_id = context["Id"] if context else ""
+        run = self.oktopost.export_run(export_id)
+        if run.run_at is not None and run.run_at == self.loaded_run(context):
+            self.logger.info(
+                "Export %s: run of %s already loaded, nothing to do",
+                export_id,
+                run.run_at,
+            )
+            return
+        record = copy.deepcopy(run.record)
+        record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
+        yield record
+
+    def loaded_run(self, context: Context | None) -> str | None:
+        """Give the LastRunDate of the export's last fully delivered run."""
+        value = self.get_context_state(context).get("replication_key_value")
+        return str(value) if value else None
+
+    def generate_child_contexts(
+        self,
+        record: dict[str, Any],
+        context: Context | None,
+    ) -> Iterable[Context | None]:
+        """Hand the run to the CSV streams, then mark it loaded once they are done."""
+        run = self.oktopost.runs[record["Id"]]
+        if run.run_at is None:
+            self.logger.info(
+                "Export %s has not run yet: no file to load", run.export_id
+            )
+            return
+        if not any(child.selected for child in self.child_streams):
+            return
+        try:
+            yield {EXPORT_ID: run.export_id, EXPORT_RUN_AT: run.run_at}
+            unknown = self._tables_missing_from_catalog(run.export_id)
+        finally:
+            self.oktopost.archives.discard(run.export_id)
+        if unknown:
+            self.logger.warning(
+                "Export %s: its run of %s has files for tables the catalog lacks (%s). "
+                "The run stays unloaded; discover again (Meltano does so by default "
+                "with use_cached_catalog: false) and the next sync loads it.",
+                run.export_id,
+                run.run_at,
+                ", ".join(unknown),
+            )
+            return
+        self._mark_loaded(context, run.run_at)
+
+    def _tables_missing_from_catalog(self, export_id: str) -> list[str]:
+        """Name the tables of a downloaded archive that no CSV stream reads."""
+        archive = self.oktopost.archives.held(export_id)
+        if archive is None:
+            return []
+        known = {child.name for child in self.child_streams}
+        return sorted(set(archive.tables) - known)
+
+    def _mark_loaded(self, context: Context | None, run_at: str) -> None:
+        state = self.get_context_state(context)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = run_at
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _increment_stream_state(
+        self, latest_record: dict[str, Any], *, context: Context | None = None
+    ) -> None:
+        """Leave bookmarks to `_mark_loaded`.
+
+        The SDK would move the bookmark whenever this stream is selected, even when no
+        CSV row of the run was delivered.
+        """
+
+
+class ExportFileStream(OktopostStream):
+    """One CSV file name across the active exports' archives, as one table.
+
+    Values are parsed here into JSON-native values matching the schema, so the SDK's
+    type conformance is skipped. A value that does not fit its column's type widens
+    the column, and a new SCHEMA message goes out before that record.
+    """
+
+    parent_stream_type = ActiveExportStream
+    state_partitioning_keys = ()
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def __init__(
+        self,
+        tap: TapOktopost,
+        name: str,
+        schema: dict[str, Any],
+        primary_keys: Sequence[str],
+    ) -> None:
+        super().__init__(tap, schema=schema, name=name)
+        self.primary_keys = primary_keys
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Never: a version covers one run, and targets would delete the others."""
+        return False
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Read this table's members of the export's archive, row by row."""
+        if not context:
+            return
+        run = self.oktopost.runs[context[EXPORT_ID]]
+        archive = self.oktopost.archives.archive(run)
+        for member in archive.tables.get(self.name, []):
+            yield from self._read_member(archive, member)
+
+    def _read_member(
+        self, archive: ExportArchive, member: str
+    ) -> Iterable[dict[str, Any]]:
+        run = archive.run
+        with archive.open_member(member) as binary:
+            rows = open_csv(binary)
+            header = next(rows, None)
+            if header is None:
+                return
+            names = column_names(header)
+            properties = self.schema["properties"]
+            for name, cell in zip(names, header, strict=True):
+                if name not in properties:
+                    self._set_property(name, property_schema(ColumnType.NULL, cell))
+            converters = [CONVERTERS[column_type_of(properties[n])] for n in names]
+            blank = dict.fromkeys(names)
+            blank.update(
+                {
+                    EXPORT_ID: run.export_id,
+                    SYNC_TIMESTAMP: self.oktopost.sync_timestamp,
+                    SOURCE_FILE: member,
+                    EXPORT_RUN_AT: run.run_at,
+                    EXTRA_VALUES: None,
+                }
+            )
+            width = len(names)
+            for row_number, row in enumerate(rows, start=1):
+                record = blank.copy()
+                record[ROW_NUMBER] = row_number
+                try:
+                    values = [
+                        convert(value) if value else None
+                        for convert, value in zip(converters, row, strict=False)
+                    ]
+                except ValueError:
+                    values = self._convert_widening(converters, names, row, member)
+                record.update(zip(names, values, strict=False))
+                if len(row) > width:
+                    record[EXTRA_VALUES] = row[width:]
+                yield record
+
+    def _convert_widening(
+        self,
+        converters: list[Callable[[str], Any]],
+        names: list[str],
+        row: list[str],
+        member: str,
+    ) -> list[Any]:
+        """Convert a row some value of which does not fit its column's type."""
+        values: list[Any] = []
+        for position, (name, value) in enumerate(zip(names, row, strict=False)):
+            if not value:
+                values.append(None)
+                continue
+            try:
+                values.append(converters[position](value))
+            except ValueError:
+                converters[position] = self._widen(name, value, member)
+                values.append(converters[position](value))
+        return values
+
+    def _widen(self, name: str, value: str, member: str) -> Callable[[str], Any]:
+        old_schema = self.schema["properties"][name]
+        old_type = column_type_of(old_schema)
+        new_type = widen(old_type, classify(value))
+        self.logger.info(
+            "Stream %s, file %s: column %s holds %s values, widened from %s to %s",
+            self.name,
+            member,
+            name,
+            classify(value).value,
+            old_type.value,
+            new_type.value,
+        )
+        self._set_property(
+            name, property_schema(new_type, old_schema.get("description", name))
+        )
+        self._write_schema_message()
+        return CONVERTERS[new_type]
+
+    def _set_property(self, name: str, new_schema: dict[str, Any]) -> None:
+        """Change a column's schema everywhere SCHEMA messages are built from.
+
+        Stream maps hold their own copies; a column a map passes through unchanged is
+        changed there too, one a map computes is left to the map.
+        """
+        old_schema = self.schema["properties"].get(name)
+        targets = [self.schema]
+        if self._input_schema is not None and self._input_schema is not self.schema:
+            targets.append(self._input_schema)
+        for stream_map in self.stream_maps:
+            targets.append(stream_map.raw_schema)
+            mapped = stream_map.transformed_schema.get("properties", {})
+            if mapped.get(name) == old_schema and (
+                name in mapped or isinstance(stream_map, SameRecordTransform)
+            ):
+                targets.append(stream_map.transformed_schema)
+        for target in targets:
+            target.setdefault("properties", {})[name] = copy.deepcopy(new_schema)

@@ -1,0 +1,244 @@
+"""The Oktopost tap: settings, and the streams found in the account's exports."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from requests.auth import HTTPBasicAuth
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+
+from tap_oktopost.client import (
+    EU_BASE_URL,
+    US_BASE_URL,
+    OktopostClient,
+    OktopostError,
+)
+from tap_oktopost.csv_data import DEFAULT_KEY, SOURCE_FILE, TableShape, open_csv
+from tap_oktopost.download import ArchiveStore
+from tap_oktopost.exports import ExportRun
+from tap_oktopost.streams import (
+    ActiveExportStream,
+    ExportFileStream,
+    ExportListStream,
+    OktopostStream,
+    loaded_runs,
+)
+
+if TYPE_CHECKING:
+    from singer_sdk import Stream
+    from singer_sdk.helpers.capabilities import CapabilitiesEnum
+
+SAMPLE_ROWS = 2000
+"""Rows per CSV file read at discovery to infer types; later rows widen them."""
+
+
+class TapOktopost(Tap):
+    """Extracts Oktopost BI exports: their metadata and every CSV file they hold."""
+
+    name = "tap-oktopost"
+    message_writer_class = MsgSpecWriter
+    dynamic_catalog = True  # discovery calls the API, so it validates settings too
+    # Not ACTIVATE_VERSION: a CSV table holds many runs, and a version message from
+    # one would make targets delete the others. Not BATCH: bookmarks follow records.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.STATE,
+        TapCapabilities.DISCOVER,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "account_id",
+            th.StringType(min_length=1),
+            required=True,
+            title="Account ID",
+            description="Oktopost Account ID (Settings > API), the Basic auth user",
+        ),
+        th.Property(
+            "api_key",
+            th.StringType(min_length=1),
+            required=True,
+            secret=True,
+            title="API Key",
+            description="Oktopost API key, the Basic auth password",
+        ),
+        th.Property(
+            "base_url",
+            th.StringType(pattern=r"^https?://[^\s/?#]+[^\s?#]*$"),
+            default=US_BASE_URL,
+            title="API Base URL",
+            description=f"Oktopost API root: {US_BASE_URL} (US) or {EU_BASE_URL} (EU)",
+        ),
+        th.Property(
+            "export_ids",
+            th.ArrayType(th.StringType(min_length=1)),
+            title="Export IDs",
+            description="Load only these exports, active or not (default: all active)",
+        ),
+        th.Property(
+            "test_export_id",
+            th.StringType(min_length=1),
+            title="Test Export ID",
+            description="One export to load, as in older Oktopost connector configs",
+        ),
+        th.Property(
+            "primary_keys",
+            th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+            title="Primary Keys",
+            description=(
+                "Stream name -> column names replacing a CSV stream's default key "
+                f"({', '.join(DEFAULT_KEY)})"
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType(minimum=1),
+            default=300,
+            title="Request Timeout",
+            description="Seconds to wait for an API answer or download chunk",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType(minimum=0),
+            default=5,
+            title="Max Retries",
+            description="Retries of a call failing with 429, 5xx or a network error",
+        ),
+    ).to_dict()
+
+    def __init__(self, *, state: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """Keep the input state: discovery runs before the SDK loads it."""
+        self.initial_state = state if isinstance(state, dict) else {}
+        super().__init__(state=state, **kwargs)
+
+    @cached_property
+    def client(self) -> OktopostClient:
+        """The API client, made on first use: discovery may run before any call."""
+        return OktopostClient(
+            self.config.get("base_url", US_BASE_URL),
+            HTTPBasicAuth(self.config["account_id"], self.config["api_key"]),
+            timeout=self.config.get("request_timeout", 300),
+            max_retries=self.config.get("max_retries", 5),
+            logger=self.logger,
+        )
+
+    @cached_property
+    def archives(self) -> ArchiveStore:
+        """Every archive this process downloads, shared by discovery and sync."""
+        return ArchiveStore(
+            self.export_run,
+            timeout=self.config.get("request_timeout", 300),
+            max_retries=self.config.get("max_retries", 5),
+            logger=self.logger,
+        )
+
+    @cached_property
+    def sync_timestamp(self) -> str:
+        """One extraction time for every record of this run."""
+        return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+    @cached_property
+    def runs(self) -> dict[str, ExportRun]:
+        """The latest detail fetched for each export, with its signed link."""
+        return {}
+
+    @cached_property
+    def export_ids(self) -> list[str]:
+        """The exports to load: those configured, else every active one."""
+        configured = [
+            *self.config.get("export_ids", []),
+            *filter(None, [self.config.get("test_export_id")]),
+        ]
+        if configured:
+            return list(dict.fromkeys(configured))
+        return [
+            str(export["Id"])
+            for export in self.client.list_exports(status="active")
+            if str(export.get("Status", "active")).lower() == "active"
+        ]
+
+    def export_run(self, export_id: str) -> ExportRun:
+        """Fetch an export's detail: its last run and a fresh link to its file."""
+        run = ExportRun.from_detail(export_id, self.client.get_export(export_id))
+        self.runs[run.export_id] = run
+        return run
+
+    def discover_streams(self) -> list[Stream]:
+        """Give the two metadata streams and one stream per CSV file name."""
+        streams: list[OktopostStream] = [
+            ExportListStream(self),
+            ActiveExportStream(self),
+        ]
+        if self.input_catalog is not None:
+            streams.extend(self._file_streams_from_catalog())
+        else:
+            streams.extend(self._file_streams_from_archives())
+        return list(streams)
+
+    def _file_streams_from_catalog(self) -> list[ExportFileStream]:
+        """Rebuild the CSV streams a catalog names, without downloading anything."""
+        assert self.input_catalog is not None  # noqa: S101
+        streams = []
+        for entry in self.input_catalog.streams:
+            schema = entry.schema.to_dict()
+            if SOURCE_FILE not in schema.get("properties", {}):
+                continue
+            keys = entry.key_properties or self._primary_keys(entry.tap_stream_id)
+            streams.append(ExportFileStream(self, entry.tap_stream_id, schema, keys))
+        return streams
+
+    def _file_streams_from_archives(self) -> list[ExportFileStream]:
+        """Read each active export's archive: headers name columns, rows type them."""
+        shapes: dict[str, TableShape] = {}
+        loaded = loaded_runs(self.initial_state)
+        for export_id in self.export_ids:
+            run = self.export_run(export_id)
+            if run.run_at is None:
+                self.logger.info("Export %s has not run yet: no files", export_id)
+                continue
+            if run.run_at == loaded.get(export_id):
+                continue  # a sync given this state has nothing of it to load
+            try:
+                archive = self.archives.archive(run)
+            except OktopostError as error:
+                self.logger.warning("Discovery skips export %s: %s", export_id, error)
+                continue
+            for name, members in archive.tables.items():
+                for member in members:
+                    with archive.open_member(member) as binary:
+                        rows = open_csv(binary)
+                        header = next(rows, None)
+                        if header is not None:
+                            shape = shapes.setdefault(name, TableShape())
+                            shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
+        streams = []
+        for name, shape in sorted(shapes.items()):
+            schema = shape.json_schema()
+            keys = self._primary_keys(name)
+            if missing := [key for key in keys if key not in schema["properties"]]:
+                message = (
+                    f"Setting primary_keys: stream {name} has no column "
+                    f"{', '.join(missing)}"
+                )
+                raise ConfigValidationError(message)
+            streams.append(ExportFileStream(self, name, schema, keys))
+        return streams
+
+    def _primary_keys(self, stream_name: str) -> list[str]:
+        configured: dict[str, list[str]] = self.config.get("primary_keys") or {}
+        return list(configured.get(stream_name) or DEFAULT_KEY)
+
+
+if __name__ == "__main__":
+    TapOktopost.cli()
