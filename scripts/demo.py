@@ -36,7 +36,7 @@ for (table,) in con.execute(
 def meltano(*args: str, env: dict[str, str]) -> None:
     """Run a Meltano command in the demo environment, failing the demo if it fails."""
     command = [str(BIN / "meltano"), "--environment=demo", "--log-level=warning", *args]
-    print("$", " ".join(command[1:]), flush=True)
+    print("$ meltano", " ".join(command[1:]), flush=True)
     subprocess.run(command, cwd=ROOT, env=env, check=True)
 
 
