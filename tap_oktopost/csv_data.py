@@ -7,6 +7,7 @@ per-value cost stays a dictionary lookup or a regular-expression match.
 
 from __future__ import annotations
 
+import codecs
 import copy
 import csv
 import datetime
@@ -14,6 +15,8 @@ import enum
 import io
 import re
 import unicodedata
+import zipfile
+import zlib
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
@@ -267,7 +270,97 @@ class TableShape:
         return {"type": "object", "properties": properties}
 
 
-def open_csv(binary: IO[bytes]) -> Iterator[list[str]]:
-    """Read CSV rows from a binary file, dropping a UTF-8 BOM and blank lines."""
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    return (row for row in csv.reader(text) if row)
+# A field may be large (a long post's text); the csv module's default cap is 128 KiB.
+csv.field_size_limit(2**31 - 1)
+
+READ_ERRORS = (csv.Error, zipfile.BadZipFile, zlib.error, EOFError, OSError)
+"""What reading a damaged or odd CSV member can raise."""
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_READ_BUFFER_BYTES = 1024 * 1024
+
+
+class _Cp1252Fallback:
+    """Decode the bytes that are not UTF-8 as Windows-1252, counting how often.
+
+    Registered as a codec error handler, so valid UTF-8 in the same file stays as it
+    is. The five bytes cp1252 leaves undefined are read as Latin-1: nothing is lost.
+    """
+
+    name = "tap-oktopost-cp1252"
+
+    def __init__(self) -> None:
+        self.uses = 0
+
+    def __call__(self, error: UnicodeError) -> tuple[str, int]:
+        if not isinstance(error, UnicodeDecodeError):
+            raise error
+        self.uses += 1
+        text = "".join(
+            bytes([byte]).decode("cp1252", errors="ignore") or chr(byte)
+            for byte in error.object[error.start : error.end]
+        )
+        return text, error.end
+
+
+_CP1252_FALLBACK = _Cp1252Fallback()
+codecs.register_error(_Cp1252Fallback.name, _CP1252_FALLBACK)
+
+
+class _MemberBytes(io.RawIOBase):
+    """A member's bytes, its first few put back, with NUL bytes dropped.
+
+    NUL is no character a CSV value means, and warehouses such as PostgreSQL refuse
+    it in text.
+    """
+
+    def __init__(self, binary: IO[bytes], head: bytes, *, drop_nul: bool) -> None:
+        self.binary = binary
+        self.head = head
+        self.drop_nul = drop_nul
+        self.dropped_nul = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            data = self.head or self.binary.read(len(buffer))
+            self.head = b""
+            if self.drop_nul and b"\x00" in data:
+                data = data.replace(b"\x00", b"")
+                self.dropped_nul = True
+                if not data:
+                    continue
+            buffer[: len(data)] = data
+            return len(data)
+
+
+class CsvSource:
+    """Rows of one CSV member, whatever its encoding.
+
+    UTF-8 with or without a BOM, UTF-16 with a BOM, or text that is not UTF-8 (read
+    as cp1252, with a note).
+    """
+
+    def __init__(self, binary: IO[bytes]) -> None:
+        head = binary.read(4)
+        utf16 = head[:2] in _UTF16_BOMS
+        self._bytes = _MemberBytes(binary, head, drop_nul=not utf16)
+        self._fallbacks_before = _CP1252_FALLBACK.uses
+        text = io.TextIOWrapper(
+            io.BufferedReader(self._bytes, _READ_BUFFER_BYTES),
+            encoding="utf-16" if utf16 else "utf-8-sig",
+            errors=_Cp1252Fallback.name,
+            newline="",
+        )
+        self.rows: Iterator[list[str]] = (row for row in csv.reader(text) if row)
+
+    def repairs(self) -> list[str]:
+        """Say what reading had to repair, for a warning that names the file."""
+        notes = []
+        if self._bytes.dropped_nul:
+            notes.append("NUL bytes were dropped")
+        if _CP1252_FALLBACK.uses > self._fallbacks_before:
+            notes.append("text that is not UTF-8 was read as Windows-1252 (cp1252)")
+        return notes

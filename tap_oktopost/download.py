@@ -1,16 +1,15 @@
-"""Downloading export archives through their signed links, and reading their members.
+"""Downloading export archives through their signed links, and checking what they hold.
 
 A signed link is a credential: it is sent with no `Authorization` header (object
-stores refuse a second auth method), never logged as it is, and never stored.
-Archives are streamed to a private temporary folder and read from there, so an export
-of any size costs disk, not memory.
+stores refuse a second auth method), never logged with its query string, and never
+stored. Archives are streamed to a private temporary folder and read from there, so an
+export of any size costs disk, not memory; members are read in place, never extracted.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import tempfile
 import weakref
 import zipfile
@@ -18,20 +17,21 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import backoff
 import requests
 
-from tap_oktopost.client import MAX_BACKOFF_SECONDS, OktopostError
+from tap_oktopost.client import OktopostError, RetriableOktopostError, retrying
 from tap_oktopost.csv_data import table_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from backoff.types import Details
-
     from tap_oktopost.exports import ExportRun
 
 CHUNK_BYTES = 1024 * 1024
+MAX_COMPRESSION_RATIO = 1000
+"""CSV deflates 5 to 50 times; a large member past this ratio is a zip bomb."""
+RATIO_CHECK_BYTES = 10 * 1024 * 1024
+_FILE_KINDS = {b"%PDF": "a PDF report", b"\xd0\xcf\x11\xe0": "an Office report"}
 
 
 def redact(link: str) -> str:
@@ -40,8 +40,16 @@ def redact(link: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-class RetriableDownloadError(OktopostError):
-    """A download that may succeed with a fresh link: cut off, expired, 5xx."""
+class RetriableDownloadError(RetriableOktopostError):
+    """A download that may succeed with a fresh link: cut off, expired, corrupt."""
+
+
+class UnloadableExportError(OktopostError):
+    """An export whose run the tap cannot load; the other exports still load."""
+
+
+class NotCsvExportError(UnloadableExportError):
+    """A run whose file holds no CSV data (a report): nothing there to load, ever."""
 
 
 class ExportArchive:
@@ -60,6 +68,30 @@ class ExportArchive:
     def open_member(self, member: str) -> IO[bytes]:
         """Open one member for streaming reads."""
         return self.zip_file.open(member)
+
+    def check_limits(self, max_uncompressed_bytes: int) -> None:
+        """Refuse an archive that would inflate past the limits (a zip bomb)."""
+        members = [
+            info
+            for name in self.tables.values()
+            for info in map(self.zip_file.getinfo, name)
+        ]
+        total = sum(info.file_size for info in members)
+        where = f"Export {self.run.export_id} ({self.run.export_type})"
+        if total > max_uncompressed_bytes:
+            message = (
+                f"{where}: its CSV files hold {total} bytes uncompressed, over the "
+                f"max_uncompressed_bytes setting ({max_uncompressed_bytes})"
+            )
+            raise UnloadableExportError(message)
+        for info in members:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > RATIO_CHECK_BYTES and ratio > MAX_COMPRESSION_RATIO:
+                message = (
+                    f"{where}: {info.filename} inflates {ratio:.0f} times, over the "
+                    f"limit of {MAX_COMPRESSION_RATIO}: refusing a likely zip bomb"
+                )
+                raise UnloadableExportError(message)
 
     def delete(self) -> None:
         """Close and remove the archive file."""
@@ -80,11 +112,15 @@ class ArchiveStore:
         *,
         timeout: float,
         max_retries: int,
+        rate_limit_wait: float,
+        max_uncompressed_bytes: int,
         logger: logging.Logger,
     ) -> None:
         self.refresh_run = refresh_run
         self.timeout = timeout
         self.max_retries = max_retries
+        self.rate_limit_wait = rate_limit_wait
+        self.max_uncompressed_bytes = max_uncompressed_bytes
         self.logger = logger
         self.session = requests.Session()
         self.session.trust_env = False  # no ~/.netrc credentials on a signed link
@@ -97,16 +133,33 @@ class ArchiveStore:
         if held is not None and held.run.run_at == run.run_at:
             return held
         self.discard(run.export_id)
-        path = self._download_with_retries(run)
+        current = run
+
+        def attempt() -> ExportArchive:
+            nonlocal current
+            try:
+                return self._download(current)
+            except RetriableDownloadError:
+                current = self._fresh_link(run)
+                raise
+
+        archive = retrying(
+            attempt,
+            max_retries=self.max_retries,
+            rate_limit_wait=self.rate_limit_wait,
+            logger=self.logger,
+        )
         try:
-            archive = ExportArchive(run, path)
-        except zipfile.BadZipFile:
-            path.unlink(missing_ok=True)
-            message = (
-                f"Export {run.export_id} ({run.export_type}): its last run's file is "
-                "not a ZIP archive of CSV files"
-            )
-            raise OktopostError(message) from None
+            archive.check_limits(self.max_uncompressed_bytes)
+            if not archive.tables:
+                message = (
+                    f"Export {run.export_id} ({run.export_type}): its last run's "
+                    "archive holds no CSV file"
+                )
+                raise NotCsvExportError(message)
+        except OktopostError:
+            archive.delete()
+            raise
         self._archives[run.export_id] = archive
         return archive
 
@@ -120,45 +173,17 @@ class ArchiveStore:
         if archive is not None:
             archive.delete()
 
-    def _download_with_retries(self, run: ExportRun) -> Path:
-        attempt_run = run
-
-        def attempt() -> Path:
-            nonlocal attempt_run
-            try:
-                return self._download(attempt_run)
-            except RetriableDownloadError:
-                attempt_run = self._fresh_link(run)
-                raise
-
-        return backoff.on_exception(
-            backoff.expo,
-            RetriableDownloadError,
-            max_tries=self.max_retries + 1,
-            max_value=MAX_BACKOFF_SECONDS,
-            jitter=backoff.full_jitter,
-            on_backoff=self._log_retry,
-            logger=None,
-        )(attempt)()
-
-    def _log_retry(self, details: Details) -> None:
-        self.logger.warning(
-            "Retrying the download in %.1f s with a fresh link: %s",
-            details["wait"],
-            sys.exc_info()[1],
-        )
-
     def _fresh_link(self, run: ExportRun) -> ExportRun:
         fresh = self.refresh_run(run.export_id)
         if fresh.run_at != run.run_at or not fresh.link:
             message = (
                 f"Export {run.export_id}: a new run ({fresh.run_at}) replaced the run "
-                f"being loaded ({run.run_at}); the next sync will load it"
+                f"being loaded ({run.run_at}); the next sync loads it"
             )
             raise OktopostError(message)
         return fresh
 
-    def _download(self, run: ExportRun) -> Path:
+    def _download(self, run: ExportRun) -> ExportArchive:
         if not run.link:
             message = f"Export {run.export_id} has no file to download"
             raise OktopostError(message)
@@ -181,12 +206,31 @@ class ArchiveStore:
             message = f"{where}: got {written} of {expected} bytes"
             raise RetriableDownloadError(message)
         self.logger.info("Export %s: downloaded %d bytes", run.export_id, written)
-        return path
+        return self._open(run, path)
+
+    @staticmethod
+    def _open(run: ExportRun, path: Path) -> ExportArchive:
+        with path.open("rb") as file:
+            magic = file.read(4)
+        if not magic.startswith(b"PK"):
+            kind = _FILE_KINDS.get(magic, "not a ZIP archive")
+            path.unlink(missing_ok=True)
+            message = (
+                f"Export {run.export_id} ({run.export_type}): its last run's file is "
+                f"{kind}, not a ZIP archive of CSV files; make it a raw-data export"
+            )
+            raise NotCsvExportError(message)
+        try:
+            return ExportArchive(run, path)
+        except zipfile.BadZipFile as error:
+            path.unlink(missing_ok=True)
+            message = f"Export {run.export_id}: corrupt ZIP archive ({error})"
+            raise RetriableDownloadError(message) from None
 
     @staticmethod
     def _refuse(status: int, where: str) -> None:
-        if status == 403 or status == 429 or status >= 500:  # noqa: PLR1714
-            message = f"{where}: HTTP {status} (an expired link is fetched again)"
+        if status in {403, 408, 429} or status >= 500:
+            message = f"{where}: HTTP {status} (retried with a fresh link)"
             raise RetriableDownloadError(message)
         message = f"{where}: HTTP {status}"
         raise OktopostError(message)

@@ -10,30 +10,34 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
+from tap_oktopost.client import OktopostError
 from tap_oktopost.csv_data import (
     CONVERTERS,
     EXPORT_ID,
     EXPORT_RUN_AT,
     EXTRA_VALUES,
+    READ_ERRORS,
     ROW_NUMBER,
     SOURCE_FILE,
     SYNC_TIMESTAMP,
     ColumnType,
+    CsvSource,
     classify,
     column_names,
     column_type_of,
-    open_csv,
     property_schema,
     widen,
 )
+from tap_oktopost.download import NotCsvExportError, UnloadableExportError
 from tap_oktopost.exports import without_secrets
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from singer_sdk.helpers.types import Context
 
     from tap_oktopost.download import ExportArchive
+    from tap_oktopost.exports import ExportRun
     from tap_oktopost.tap import TapOktopost
 
 _DESTINATION = th.ObjectType(
@@ -130,19 +134,30 @@ class ActiveExportStream(OktopostStream):
         return [{"Id": export_id} for export_id in self.oktopost.export_ids]
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Describe the export, unless its last run was loaded already."""
+        """Describe the export, unless its last run was loaded already.
+
+        An export that fails does not stop the others: only its newest run can be
+        downloaded, so each export left unloaded today may lose a run. The sync fails
+        after the last export, naming every export that failed.
+        """
         export_id = context["Id"] if context else ""
-        run = self.oktopost.export_run(export_id)
-        if run.run_at is not None and run.run_at == self.loaded_run(context):
-            self.logger.info(
-                "Export %s: run of %s already loaded, nothing to do",
-                export_id,
-                run.run_at,
+        try:
+            run = self.oktopost.export_run(export_id)
+        except OktopostError as error:
+            self.oktopost.record_failure(export_id, error)
+        else:
+            if run.run_at is None or run.run_at != self.loaded_run(context):
+                record = copy.deepcopy(run.record)
+                record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
+                yield record
+            else:
+                self.logger.info("Export %s: run %s is loaded", export_id, run.run_at)
+        failures = self.oktopost.failures
+        if context == self.partitions[-1] and failures:
+            message = (
+                f"{len(failures)} export(s) failed: {'; '.join(failures.values())}"
             )
-            return
-        record = copy.deepcopy(run.record)
-        record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
-        yield record
+            raise OktopostError(message)
 
     def loaded_run(self, context: Context | None) -> str | None:
         """Give the LastRunDate of the export's last fully delivered run."""
@@ -157,17 +172,19 @@ class ActiveExportStream(OktopostStream):
         """Hand the run to the CSV streams, then mark it loaded once they are done."""
         run = self.oktopost.runs[record["Id"]]
         if run.run_at is None:
-            self.logger.info(
-                "Export %s has not run yet: no file to load", run.export_id
-            )
+            self.logger.info("Export %s has not run yet", run.export_id)
             return
         if not any(child.selected for child in self.child_streams):
+            return
+        if not self._download(run, run.run_at, context):
             return
         try:
             yield {EXPORT_ID: run.export_id, EXPORT_RUN_AT: run.run_at}
             unknown = self._tables_missing_from_catalog(run.export_id)
         finally:
             self.oktopost.archives.discard(run.export_id)
+        if run.export_id in self.oktopost.failures:
+            return
         if unknown:
             self.logger.warning(
                 "Export %s: its run of %s has files for tables the catalog lacks (%s). "
@@ -179,6 +196,21 @@ class ActiveExportStream(OktopostStream):
             )
             return
         self._mark_loaded(context, run.run_at)
+
+    def _download(self, run: ExportRun, run_at: str, context: Context | None) -> bool:
+        """Fetch the run's archive for the CSV streams; False when there is none."""
+        try:
+            self.oktopost.archives.archive(run)
+        except NotCsvExportError as error:
+            self.logger.warning("%s. Nothing to load from this run.", error)
+            self._mark_loaded(context, run_at)
+        except UnloadableExportError as error:
+            self.logger.warning("%s. The other exports still load.", error)
+        except OktopostError as error:
+            self.oktopost.record_failure(run.export_id, error)
+        else:
+            return True
+        return False
 
     def _tables_missing_from_catalog(self, export_id: str) -> list[str]:
         """Name the tables of a downloaded archive that no CSV stream reads."""
@@ -234,53 +266,77 @@ class ExportFileStream(OktopostStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Read this table's members of the export's archive, row by row."""
-        if not context:
+        archive = self.oktopost.archives.held(context[EXPORT_ID]) if context else None
+        if archive is None:
             return
-        run = self.oktopost.runs[context[EXPORT_ID]]
-        archive = self.oktopost.archives.archive(run)
-        for member in archive.tables.get(self.name, []):
-            yield from self._read_member(archive, member)
+        try:
+            for member in archive.tables.get(self.name, []):
+                yield from self._read_member(archive, member)
+        except OktopostError as error:
+            self.oktopost.record_failure(archive.run.export_id, error)
 
     def _read_member(
         self, archive: ExportArchive, member: str
     ) -> Iterable[dict[str, Any]]:
-        run = archive.run
         with archive.open_member(member) as binary:
-            rows = open_csv(binary)
-            header = next(rows, None)
-            if header is None:
-                return
-            names = column_names(header)
-            properties = self.schema["properties"]
-            for name, cell in zip(names, header, strict=True):
-                if name not in properties:
-                    self._set_property(name, property_schema(ColumnType.NULL, cell))
-            converters = [CONVERTERS[column_type_of(properties[n])] for n in names]
-            blank = dict.fromkeys(names)
-            blank.update(
-                {
-                    EXPORT_ID: run.export_id,
-                    SYNC_TIMESTAMP: self.oktopost.sync_timestamp,
-                    SOURCE_FILE: member,
-                    EXPORT_RUN_AT: run.run_at,
-                    EXTRA_VALUES: None,
-                }
-            )
-            width = len(names)
-            for row_number, row in enumerate(rows, start=1):
-                record = blank.copy()
-                record[ROW_NUMBER] = row_number
-                try:
-                    values = [
-                        convert(value) if value else None
-                        for convert, value in zip(converters, row, strict=False)
-                    ]
-                except ValueError:
-                    values = self._convert_widening(converters, names, row, member)
-                record.update(zip(names, values, strict=False))
-                if len(row) > width:
-                    record[EXTRA_VALUES] = row[width:]
-                yield record
+            source = CsvSource(binary)
+            delivered = 0
+            try:
+                for record in self._records(archive.run, member, source.rows):
+                    yield record
+                    delivered += 1
+            except READ_ERRORS as error:
+                message = (
+                    f"Export {archive.run.export_id}, file {member}, after data row "
+                    f"{delivered}: {type(error).__name__}: {error}"
+                )
+                raise OktopostError(message) from None
+            if repairs := source.repairs():
+                self.logger.warning(
+                    "Export %s, file %s: %s",
+                    archive.run.export_id,
+                    member,
+                    "; ".join(repairs),
+                )
+
+    def _records(
+        self, run: ExportRun, member: str, rows: Iterator[list[str]]
+    ) -> Iterator[dict[str, Any]]:
+        """Turn CSV rows into records: the per-row path, kept lean."""
+        header = next(rows, None)
+        if header is None:
+            return
+        names = column_names(header)
+        properties = self.schema["properties"]
+        for name, cell in zip(names, header, strict=True):
+            if name not in properties:
+                self._set_property(name, property_schema(ColumnType.NULL, cell))
+        converters = [CONVERTERS[column_type_of(properties[n])] for n in names]
+        blank = dict.fromkeys(names)
+        blank.update(
+            {
+                EXPORT_ID: run.export_id,
+                SYNC_TIMESTAMP: self.oktopost.sync_timestamp,
+                SOURCE_FILE: member,
+                EXPORT_RUN_AT: run.run_at,
+                EXTRA_VALUES: None,
+            }
+        )
+        width = len(names)
+        for row_number, row in enumerate(rows, start=1):
+            record = blank.copy()
+            record[ROW_NUMBER] = row_number
+            try:
+                values = [
+                    convert(value) if value else None
+                    for convert, value in zip(converters, row, strict=False)
+                ]
+            except ValueError:
+                values = self._convert_widening(converters, names, row, member)
+            record.update(zip(names, values, strict=False))
+            if len(row) > width:
+                record[EXTRA_VALUES] = row[width:]
+            yield record
 
     def _convert_widening(
         self,

@@ -20,8 +20,14 @@ from tap_oktopost.client import (
     OktopostClient,
     OktopostError,
 )
-from tap_oktopost.csv_data import DEFAULT_KEY, SOURCE_FILE, TableShape, open_csv
-from tap_oktopost.download import ArchiveStore
+from tap_oktopost.csv_data import (
+    DEFAULT_KEY,
+    READ_ERRORS,
+    SOURCE_FILE,
+    CsvSource,
+    TableShape,
+)
+from tap_oktopost.download import ArchiveStore, ExportArchive
 from tap_oktopost.exports import ExportRun
 from tap_oktopost.streams import (
     ActiveExportStream,
@@ -115,6 +121,23 @@ class TapOktopost(Tap):
             title="Max Retries",
             description="Retries of a call failing with 429, 5xx or a network error",
         ),
+        th.Property(
+            "rate_limit_wait_seconds",
+            th.NumberType(minimum=0),
+            default=900,
+            title="Rate Limit Wait",
+            description=(
+                "Seconds to wait after HTTP 429 without Retry-After: Oktopost locks "
+                "a key that goes over its rate limit for about 15 minutes"
+            ),
+        ),
+        th.Property(
+            "max_uncompressed_bytes",
+            th.IntegerType(minimum=1),
+            default=20 * 1024**3,
+            title="Max Uncompressed Bytes",
+            description="Largest export archive, uncompressed, the tap will read",
+        ),
     ).to_dict()
 
     def __init__(self, *, state: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -128,9 +151,7 @@ class TapOktopost(Tap):
         return OktopostClient(
             self.config.get("base_url", US_BASE_URL),
             HTTPBasicAuth(self.config["account_id"], self.config["api_key"]),
-            timeout=self.config.get("request_timeout", 300),
-            max_retries=self.config.get("max_retries", 5),
-            logger=self.logger,
+            **self._retry_settings,
         )
 
     @cached_property
@@ -138,10 +159,18 @@ class TapOktopost(Tap):
         """Every archive this process downloads, shared by discovery and sync."""
         return ArchiveStore(
             self.export_run,
-            timeout=self.config.get("request_timeout", 300),
-            max_retries=self.config.get("max_retries", 5),
-            logger=self.logger,
+            max_uncompressed_bytes=self.config.get("max_uncompressed_bytes", 20 << 30),
+            **self._retry_settings,
         )
+
+    @property
+    def _retry_settings(self) -> dict[str, Any]:
+        return {
+            "timeout": self.config.get("request_timeout", 300),
+            "max_retries": self.config.get("max_retries", 5),
+            "rate_limit_wait": self.config.get("rate_limit_wait_seconds", 900),
+            "logger": self.logger,
+        }
 
     @cached_property
     def sync_timestamp(self) -> str:
@@ -152,6 +181,16 @@ class TapOktopost(Tap):
     def runs(self) -> dict[str, ExportRun]:
         """The latest detail fetched for each export, with its signed link."""
         return {}
+
+    @cached_property
+    def failures(self) -> dict[str, str]:
+        """Exports that could not be loaded this sync: the sync fails at its end."""
+        return {}
+
+    def record_failure(self, export_id: str, error: Exception) -> None:
+        """Note an export that failed; the others load before the sync fails."""
+        self.logger.error("%s", error)
+        self.failures.setdefault(export_id, str(error))
 
     @cached_property
     def export_ids(self) -> list[str]:
@@ -203,25 +242,16 @@ class TapOktopost(Tap):
         shapes: dict[str, TableShape] = {}
         loaded = loaded_runs(self.initial_state)
         for export_id in self.export_ids:
-            run = self.export_run(export_id)
-            if run.run_at is None:
-                self.logger.info("Export %s has not run yet: no files", export_id)
-                continue
-            if run.run_at == loaded.get(export_id):
-                continue  # a sync given this state has nothing of it to load
             try:
-                archive = self.archives.archive(run)
+                run = self.export_run(export_id)
+                if run.run_at is None:
+                    self.logger.info("Export %s has not run yet: no files", export_id)
+                    continue
+                if run.run_at == loaded.get(export_id):
+                    continue  # a sync given this state has nothing of it to load
+                self._add_shapes(self.archives.archive(run), shapes)
             except OktopostError as error:
                 self.logger.warning("Discovery skips export %s: %s", export_id, error)
-                continue
-            for name, members in archive.tables.items():
-                for member in members:
-                    with archive.open_member(member) as binary:
-                        rows = open_csv(binary)
-                        header = next(rows, None)
-                        if header is not None:
-                            shape = shapes.setdefault(name, TableShape())
-                            shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
         streams = []
         for name, shape in sorted(shapes.items()):
             schema = shape.json_schema()
@@ -231,9 +261,27 @@ class TapOktopost(Tap):
                     f"Setting primary_keys: stream {name} has no column "
                     f"{', '.join(missing)}"
                 )
-                raise ConfigValidationError(message)
+                raise ConfigValidationError(message, errors=[message])
             streams.append(ExportFileStream(self, name, schema, keys))
         return streams
+
+    @staticmethod
+    def _add_shapes(archive: ExportArchive, shapes: dict[str, TableShape]) -> None:
+        """Add the columns and sample types of an archive's CSV files."""
+        for name, members in archive.tables.items():
+            for member in members:
+                with archive.open_member(member) as binary:
+                    rows = CsvSource(binary).rows
+                    try:
+                        header = next(rows, None)
+                        if header is not None:
+                            shape = shapes.setdefault(name, TableShape())
+                            shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
+                    except READ_ERRORS as error:
+                        message = (
+                            f"Export {archive.run.export_id}, file {member}: {error}"
+                        )
+                        raise OktopostError(message) from None
 
     def _primary_keys(self, stream_name: str) -> list[str]:
         configured: dict[str, list[str]] = self.config.get("primary_keys") or {}

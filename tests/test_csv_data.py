@@ -9,13 +9,13 @@ import pytest
 
 from tap_oktopost.csv_data import (
     CONVERTERS,
+    CsvSource,
     ColumnType,
     TableShape,
     classify,
     column_names,
     column_type_of,
     infer_types,
-    open_csv,
     property_schema,
     table_name,
     widen,
@@ -152,11 +152,51 @@ def test_table_shape_unions_columns_and_widens_types() -> None:
     assert {"export_id", "_sdc_row_number", "_sdc_extra"} <= set(properties)
 
 
-def test_open_csv_reads_bom_crlf_and_quoted_newlines() -> None:
-    text = '\ufeffId,Message\r\n1,"Hello, ""world""\r\nsecond line"\r\n\r\n2,plain\r\n'
-    rows = list(open_csv(io.BytesIO(text.encode("utf-8"))))
-    assert rows == [
-        ["Id", "Message"],
-        ["1", 'Hello, "world"\r\nsecond line'],
-        ["2", "plain"],
-    ]
+def read(data: bytes) -> tuple[list[list[str]], list[str]]:
+    source = CsvSource(io.BytesIO(data))
+    return list(source.rows), source.repairs()
+
+
+def test_reads_bom_crlf_cr_lf_and_quoted_newlines() -> None:
+    text = '\ufeffId,Message\r\n1,"Hello, ""world""\r\nsecond"\r\n\r\n2,cr\r3,lf\n'
+    assert read(text.encode("utf-8")) == (
+        [
+            ["Id", "Message"],
+            ["1", 'Hello, "world"\r\nsecond'],
+            ["2", "cr"],
+            ["3", "lf"],
+        ],
+        [],
+    )
+
+
+def test_reads_utf16_with_bom() -> None:
+    text = "Id,Name\r\n1,Grüße ✓\r\n"
+    for encoding in ("utf-16-le", "utf-16-be"):
+        bom = "\ufeff".encode(encoding)
+        assert read(bom + text.encode(encoding)) == (
+            [["Id", "Name"], ["1", "Grüße ✓"]],
+            [],
+        )
+
+
+def test_text_that_is_not_utf8_is_read_as_cp1252_with_a_note() -> None:
+    rows, repairs = read(
+        "Id,Name\n1,Café – “quoted” \x81\n".encode("cp1252", "ignore") + b"\x81\n"
+    )
+    assert rows[1][1].startswith("Café – “quoted”")
+    assert rows[2] == ["\x81"]
+    assert repairs == ["text that is not UTF-8 was read as Windows-1252 (cp1252)"]
+
+
+def test_nul_bytes_are_dropped_with_a_note() -> None:
+    assert read(b"Id,Name\n1,a\x00b\n\x00\x00\x002,c\n") == (
+        [["Id", "Name"], ["1", "ab"], ["2", "c"]],
+        ["NUL bytes were dropped"],
+    )
+
+
+def test_a_field_over_128_kib_is_read_whole() -> None:
+    big = "x" * (300 * 1024)
+    rows, _ = read(f'Id,Text\n1,"{big}"\n'.encode())
+    assert rows[1] == ["1", big]
