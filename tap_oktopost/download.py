@@ -9,6 +9,7 @@ export of any size costs disk, not memory; members are read in place, never extr
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import weakref
@@ -40,8 +41,27 @@ def redact(link: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+class _WithoutQueryStrings(logging.Filter):
+    """Cut query strings out of urllib3's debug lines, which quote signed links."""
+
+    _QUERY = re.compile(r"\?[^\s\"']*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg = self._QUERY.sub("?<redacted>", message)
+            record.args = ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_WithoutQueryStrings())
+
+
 class RetriableDownloadError(RetriableOktopostError):
     """A download that may succeed with a fresh link: cut off, expired, corrupt."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message} (retried with a fresh link)")
 
 
 class UnloadableExportError(OktopostError):
@@ -230,7 +250,7 @@ class ArchiveStore:
     @staticmethod
     def _refuse(status: int, where: str) -> None:
         if status in {403, 408, 429} or status >= 500:
-            message = f"{where}: HTTP {status} (retried with a fresh link)"
+            message = f"{where}: HTTP {status}"
             raise RetriableDownloadError(message)
         message = f"{where}: HTTP {status}"
         raise OktopostError(message)

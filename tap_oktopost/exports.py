@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from tap_oktopost.client import OktopostError
+
 _SECRET_NAME = re.compile(r"password|secret|token|key", re.IGNORECASE)
 _FILE_NAME_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _EPOCH_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
-class RunDateError(ValueError):
+class RunDateError(OktopostError, ValueError):
     """An export's LastRunDate is in no format the tap knows."""
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ def run_tap(
     catalog: dict[str, Any] | None = None,
     discover: bool = False,
     check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> TapRun:
     """Run the tap's command line in a child process, as Meltano would."""
     config_file = tmp_path / "config.json"
@@ -99,9 +101,17 @@ def run_tap(
             path = tmp_path / f"{option.strip('-')}.json"
             path.write_text(json.dumps(value))
             command += [option, str(path)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_OKTOPOST_")}
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TAP_OKTOPOST_")},
+        **(env or {}),
+    }
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env=env, check=False
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+        check=False,
     )
     run = TapRun(done.returncode, done.stdout, done.stderr)
     if discover:
@@ -123,13 +133,13 @@ def csv_text(rows: list[list[str]], line_ending: str = "\r\n") -> str:
 
 def export_with(
     export_id: str,
-    members: dict[str, str | bytes],
+    members: Mapping[str, str | bytes],
     run_date: object = "2026-11-27 10:00:00",
     **fields: Any,
 ) -> StandInExport:
     """An active export whose last run holds these archive members."""
     return StandInExport(
-        id=export_id, last_run_date=run_date, archive=make_zip(members), **fields
+        id=export_id, last_run_date=run_date, archive=make_zip(dict(members)), **fields
     )
 
 

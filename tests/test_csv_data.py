@@ -9,8 +9,8 @@ import pytest
 
 from tap_oktopost.csv_data import (
     CONVERTERS,
-    CsvSource,
     ColumnType,
+    CsvSource,
     TableShape,
     classify,
     column_names,
@@ -182,9 +182,10 @@ def test_reads_utf16_with_bom() -> None:
 
 def test_text_that_is_not_utf8_is_read_as_cp1252_with_a_note() -> None:
     rows, repairs = read(
-        "Id,Name\n1,Café – “quoted” \x81\n".encode("cp1252", "ignore") + b"\x81\n"
+        "Id,Name\n1,Café \u2013 \u201cquoted\u201d \x81\n".encode("cp1252", "ignore")
+        + b"\x81\n"
     )
-    assert rows[1][1].startswith("Café – “quoted”")
+    assert rows[1][1].startswith("Café \u2013 \u201cquoted\u201d")
     assert rows[2] == ["\x81"]
     assert repairs == ["text that is not UTF-8 was read as Windows-1252 (cp1252)"]
 
