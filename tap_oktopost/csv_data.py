@@ -277,7 +277,6 @@ READ_ERRORS = (csv.Error, zipfile.BadZipFile, zlib.error, EOFError, OSError)
 """What reading a damaged or odd CSV member can raise."""
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_READ_BUFFER_BYTES = 1024 * 1024
 
 
 class _Cp1252Fallback:
@@ -343,13 +342,13 @@ class CsvSource:
     as cp1252, with a note).
     """
 
-    def __init__(self, binary: IO[bytes]) -> None:
+    def __init__(self, binary: IO[bytes], buffer_bytes: int = 1024 * 1024) -> None:
         head = binary.read(4)
         utf16 = head[:2] in _UTF16_BOMS
         self._bytes = _MemberBytes(binary, head, drop_nul=not utf16)
         self._fallbacks_before = _CP1252_FALLBACK.uses
         text = io.TextIOWrapper(
-            io.BufferedReader(self._bytes, _READ_BUFFER_BYTES),
+            io.BufferedReader(self._bytes, buffer_bytes),
             encoding="utf-16" if utf16 else "utf-8-sig",
             errors=_Cp1252Fallback.name,
             newline="",

@@ -8,14 +8,16 @@ export of any size costs disk, not memory; members are read in place, never extr
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import shutil
 import tempfile
 import weakref
 import zipfile
+from http import HTTPStatus
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -32,6 +34,7 @@ CHUNK_BYTES = 1024 * 1024
 MAX_COMPRESSION_RATIO = 1000
 """CSV deflates 5 to 50 times; a large member past this ratio is a zip bomb."""
 RATIO_CHECK_BYTES = 10 * 1024 * 1024
+_TOTAL_SIZE = re.compile(r"/([0-9]+)\s*$")
 _FILE_KINDS = {b"%PDF": "a PDF report", b"\xd0\xcf\x11\xe0": "an Office report"}
 
 
@@ -72,13 +75,105 @@ class NotCsvExportError(UnloadableExportError):
     """A run whose file holds no CSV data (a report): nothing there to load, ever."""
 
 
-class ExportArchive:
-    """A downloaded ZIP archive of one export run, read member by member."""
+class RemoteFile(io.RawIOBase):
+    """A file on object storage, read through HTTP Range requests a block at a time.
 
-    def __init__(self, run: ExportRun, path: Path) -> None:
+    `zipfile` reads an archive's central directory from its end and each member
+    from its offset, so discovery reads the few blocks it needs, not the archive.
+    The first request brings a larger head: the first member's start, where the
+    sample rows are.
+    """
+
+    HEAD_BYTES = 64 * 1024
+    BLOCK_BYTES = 16 * 1024
+
+    def __init__(
+        self,
+        session: requests.Session,
+        link: str,
+        size: int,
+        *,
+        timeout: float,
+        head: bytes,
+    ) -> None:
+        self.session = session
+        self.link = link
+        self.size = size
+        self.timeout = timeout
+        self.head = head
+        self.position = 0
+        self.blocks: dict[int, bytes] = {}
+
+    def readable(self) -> bool:
+        """Say it can be read."""
+        return True
+
+    def seekable(self) -> bool:
+        """Say it can seek, as `zipfile` needs."""
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the read position; nothing is fetched until a read."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}
+        self.position = max(0, base[whence] + offset)
+        return self.position
+
+    def tell(self) -> int:
+        """Give the read position."""
+        return self.position
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to `size` bytes, at most to the end of the current block."""
+        left = self.size - self.position
+        size = left if size is None or size < 0 else min(size, left)
+        if size <= 0:
+            return b""
+        if self.position < len(self.head):
+            data = self.head[self.position : self.position + size]
+        else:
+            index, start = divmod(self.position, self.BLOCK_BYTES)
+            data = self._block(index)[start : start + size]
+        self.position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into a buffer, as `io.RawIOBase` does."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _block(self, index: int) -> bytes:
+        if index not in self.blocks:
+            first = index * self.BLOCK_BYTES
+            last = min(first + self.BLOCK_BYTES, self.size) - 1
+            where = f"reading {redact(self.link)}"
+            try:
+                got = self.session.get(
+                    self.link,
+                    headers={"Range": f"bytes={first}-{last}"},
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as error:
+                message = f"{where}: {type(error).__name__}"
+                raise RetriableDownloadError(message) from None
+            partial = got.status_code == HTTPStatus.PARTIAL_CONTENT
+            if not partial or len(got.content) != last - first + 1:
+                message = f"{where}: HTTP {got.status_code} to a Range request"
+                raise RetriableDownloadError(message)
+            self.blocks[index] = got.content
+        return self.blocks[index]
+
+
+class ExportArchive:
+    """A ZIP archive of one export run, read member by member.
+
+    Downloaded to a file for the sync; for discovery, possibly a `RemoteFile`.
+    """
+
+    def __init__(self, run: ExportRun, source: Path | RemoteFile) -> None:
         self.run = run
-        self.path = path
-        self.zip_file = zipfile.ZipFile(path)
+        self.path = source if isinstance(source, Path) else None
+        self.zip_file = zipfile.ZipFile(source)
         self.tables: dict[str, list[str]] = {}
         for info in self.zip_file.infolist():
             name = None if info.is_dir() else table_name(info.filename)
@@ -114,9 +209,10 @@ class ExportArchive:
                 raise UnloadableExportError(message)
 
     def delete(self) -> None:
-        """Close and remove the archive file."""
+        """Close the archive and remove its file, if it has one."""
         self.zip_file.close()
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 class ArchiveStore:
@@ -147,8 +243,13 @@ class ArchiveStore:
         self._folder: Path | None = None
         self._archives: dict[str, ExportArchive] = {}
 
-    def archive(self, run: ExportRun) -> ExportArchive:
-        """Give the run's archive, downloading it unless this process already did."""
+    def archive(self, run: ExportRun, *, headers_only: bool = False) -> ExportArchive:
+        """Give the run's archive, downloading it unless this process already did.
+
+        With `headers_only` (discovery), the archive is read remotely when the
+        storage honours Range; else it is downloaded whole and kept for the sync.
+        The caller deletes a remote archive when done with it.
+        """
         held = self._archives.get(run.export_id)
         if held is not None and held.run.run_at == run.run_at:
             return held
@@ -158,7 +259,7 @@ class ArchiveStore:
         def attempt() -> ExportArchive:
             nonlocal current
             try:
-                return self._download(current)
+                return self._download(current, ranged=headers_only)
             except RetriableDownloadError:
                 current = self._fresh_link(run)
                 raise
@@ -180,7 +281,8 @@ class ArchiveStore:
         except OktopostError:
             archive.delete()
             raise
-        self._archives[run.export_id] = archive
+        if archive.path is not None:
+            self._archives[run.export_id] = archive
         return archive
 
     def held(self, export_id: str) -> ExportArchive | None:
@@ -203,15 +305,24 @@ class ArchiveStore:
             raise OktopostError(message)
         return fresh
 
-    def _download(self, run: ExportRun) -> ExportArchive:
+    def _download(self, run: ExportRun, *, ranged: bool) -> ExportArchive:
+        """Download the run's file; `ranged`, ask for its first block only."""
         if not run.link:
             message = f"Export {run.export_id} has no file to download"
             raise OktopostError(message)
         where = f"Export {run.export_id}: downloading {redact(run.link)}"
         path = self._folder_path() / f"{run.export_id}.zip"
+        head = {"Range": f"bytes=0-{RemoteFile.HEAD_BYTES - 1}"}
         try:
-            with self.session.get(run.link, stream=True, timeout=self.timeout) as got:
-                if got.status_code != 200:
+            with self.session.get(
+                run.link,
+                headers=head if ranged else None,
+                stream=True,
+                timeout=self.timeout,
+            ) as got:
+                if got.status_code == HTTPStatus.PARTIAL_CONTENT:
+                    return self._open_remote(run, got, path)
+                if got.status_code != HTTPStatus.OK:
                     self._refuse(got.status_code, where)
                 expected = got.headers.get("Content-Length")
                 written = 0
@@ -228,24 +339,48 @@ class ArchiveStore:
         self.logger.info("Export %s: downloaded %d bytes", run.export_id, written)
         return self._open(run, path)
 
+    def _open_remote(
+        self, run: ExportRun, got: requests.Response, path: Path
+    ) -> ExportArchive:
+        """Read the file remotely, or keep it when the first block was all of it."""
+        found = _TOTAL_SIZE.search(got.headers.get("Content-Range", ""))
+        if found is None:
+            message = f"Export {run.export_id}: a Range answer without a total size"
+            raise RetriableDownloadError(message)
+        size, head = int(found.group(1)), got.content
+        if len(head) >= size:
+            path.write_bytes(head)
+            return self._open(run, path)
+        remote = RemoteFile(
+            self.session, str(run.link), size, timeout=self.timeout, head=head
+        )
+        return self._open(run, remote)
+
     @staticmethod
-    def _open(run: ExportRun, path: Path) -> ExportArchive:
-        with path.open("rb") as file:
-            magic = file.read(4)
-        if not magic.startswith(b"PK"):
-            kind = _FILE_KINDS.get(magic, "not a ZIP archive")
-            path.unlink(missing_ok=True)
-            message = (
-                f"Export {run.export_id} ({run.export_type}): its last run's file is "
-                f"{kind}, not a ZIP archive of CSV files; make it a raw-data export"
-            )
-            raise NotCsvExportError(message)
+    def _open(run: ExportRun, source: Path | RemoteFile) -> ExportArchive:
+        if isinstance(source, Path):
+            with source.open("rb") as file:
+                magic = file.read(4)
+        else:
+            magic = source.head[:4]
         try:
-            return ExportArchive(run, path)
-        except zipfile.BadZipFile as error:
-            path.unlink(missing_ok=True)
-            message = f"Export {run.export_id}: corrupt ZIP archive ({error})"
-            raise RetriableDownloadError(message) from None
+            if not magic.startswith(b"PK"):
+                kind = _FILE_KINDS.get(magic, "not a ZIP archive")
+                message = (
+                    f"Export {run.export_id} ({run.export_type}): its last run's file "
+                    f"is {kind}, not a ZIP archive of CSV files; make it a raw-data "
+                    "export"
+                )
+                raise NotCsvExportError(message)
+            try:
+                return ExportArchive(run, source)
+            except zipfile.BadZipFile as error:
+                message = f"Export {run.export_id}: corrupt ZIP archive ({error})"
+                raise RetriableDownloadError(message) from None
+        except OktopostError:
+            if isinstance(source, Path):
+                source.unlink(missing_ok=True)
+            raise
 
     @staticmethod
     def _refuse(status: int, where: str) -> None:

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 SAMPLE_ROWS = 2000
 """Rows per CSV file read at discovery to infer types; later rows widen them."""
+SAMPLE_BUFFER_BYTES = 16 * 1024
+"""Small reads, so that discovery fetches little more of a remote file than it uses."""
 
 
 class TapOktopost(Tap):
@@ -249,7 +251,12 @@ class TapOktopost(Tap):
                     continue
                 if run.run_at == loaded.get(export_id):
                     continue  # a sync given this state has nothing of it to load
-                self._add_shapes(self.archives.archive(run), shapes)
+                archive = self.archives.archive(run, headers_only=True)
+                try:
+                    self._add_shapes(archive, shapes)
+                finally:
+                    if archive.path is None:
+                        archive.delete()
             except OktopostError as error:
                 self.logger.warning("Discovery skips export %s: %s", export_id, error)
         streams = []
@@ -271,7 +278,7 @@ class TapOktopost(Tap):
         for name, members in archive.tables.items():
             for member in members:
                 with archive.open_member(member) as binary:
-                    rows = CsvSource(binary).rows
+                    rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
                     try:
                         header = next(rows, None)
                         if header is not None:
