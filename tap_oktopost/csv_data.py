@@ -12,6 +12,7 @@ import copy
 import csv
 import datetime
 import enum
+import functools
 import io
 import re
 import unicodedata
@@ -111,6 +112,9 @@ _DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
     r"(?:Z|[-+][0-9]{2}(?::?[0-9]{2})?)?"
 )
+_NAIVE_DATE_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]((?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])"
+)
 _BOOLEANS = {"true": True, "false": False}
 
 
@@ -133,15 +137,27 @@ def _parse_boolean(value: str) -> bool:
         raise ValueError(value) from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_date(text: str) -> bool:
+    """Check a calendar date once: exports repeat the same few dates."""
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse_date(value: str) -> str:
-    if _DATE.fullmatch(value) is None:
+    if _DATE.fullmatch(value) is None or not _is_date(value):
         raise ValueError(value)
-    datetime.date.fromisoformat(value)
     return value
 
 
 def _parse_date_time(value: str) -> str:
     """Give RFC 3339 with an offset; a value without one is taken as UTC."""
+    naive = _NAIVE_DATE_TIME.fullmatch(value)
+    if naive is not None and _is_date(naive.group(1)):
+        return f"{naive.group(1)}T{naive.group(2)}+00:00"  # Oktopost's usual shape
     if _DATE_TIME.fullmatch(value) is None:
         raise ValueError(value)
     moment = datetime.datetime.fromisoformat(value)
@@ -353,7 +369,8 @@ class CsvSource:
             errors=_Cp1252Fallback.name,
             newline="",
         )
-        self.rows: Iterator[list[str]] = (row for row in csv.reader(text) if row)
+        self.rows: Iterator[list[str]] = csv.reader(text)
+        """The CSV's rows; a blank line is an empty list."""
 
     def repairs(self) -> list[str]:
         """Say what reading had to repair, for a warning that names the file."""

@@ -340,7 +340,7 @@ class ExportFileStream(OktopostStream):
         self, run: ExportRun, member: str, rows: Iterator[list[str]]
     ) -> Iterator[dict[str, Any]]:
         """Turn CSV rows into records: the per-row path, kept lean."""
-        header = next(rows, None)
+        header = next((row for row in rows if row), None)
         if header is None:
             return
         names = column_names(header)
@@ -349,6 +349,12 @@ class ExportFileStream(OktopostStream):
             if name not in properties:
                 self._set_property(name, property_schema(ColumnType.NULL, cell))
         converters = [CONVERTERS[column_type_of(properties[n])] for n in names]
+        # Text columns need no parsing: only the others cost a call per value.
+        typed = [
+            (position, convert)
+            for position, convert in enumerate(converters)
+            if convert is not CONVERTERS[ColumnType.STRING]
+        ]
         blank = dict.fromkeys(names)
         blank.update(
             {
@@ -360,15 +366,27 @@ class ExportFileStream(OktopostStream):
             }
         )
         width = len(names)
-        for row_number, row in enumerate(rows, start=1):
+        row_number = 0
+        for row in rows:
+            if not row:
+                continue
+            row_number += 1
             record = blank.copy()
             record[ROW_NUMBER] = row_number
+            values = [value or None for value in row]
             try:
-                values = [
-                    convert(value) if value else None
-                    for convert, value in zip(converters, row, strict=False)
-                ]
+                for position, convert in typed:
+                    value = values[position]
+                    if value is not None:
+                        values[position] = convert(value)
             except ValueError:
+                values = self._convert_widening(converters, names, row, member)
+                typed = [
+                    (position, convert)
+                    for position, convert in enumerate(converters)
+                    if convert is not CONVERTERS[ColumnType.STRING]
+                ]
+            except IndexError:
                 values = self._convert_widening(converters, names, row, member)
             record.update(zip(names, values, strict=False))
             if len(row) > width:

@@ -280,7 +280,7 @@ class TapOktopost(Tap):
                 with archive.open_member(member) as binary:
                     rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
                     try:
-                        header = next(rows, None)
+                        header = next((row for row in rows if row), None)
                         if header is not None:
                             shape = shapes.setdefault(name, TableShape())
                             shape.add(header, itertools.islice(rows, SAMPLE_ROWS))

@@ -154,7 +154,7 @@ def test_table_shape_unions_columns_and_widens_types() -> None:
 
 def read(data: bytes) -> tuple[list[list[str]], list[str]]:
     source = CsvSource(io.BytesIO(data))
-    return list(source.rows), source.repairs()
+    return [row for row in source.rows if row], source.repairs()
 
 
 def test_reads_bom_crlf_cr_lf_and_quoted_newlines() -> None:
