@@ -7,12 +7,14 @@ import itertools
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import click
 from requests.auth import HTTPBasicAuth
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_oktopost.client import (
     EU_BASE_URL,
@@ -146,6 +148,33 @@ class TapOktopost(Tap):
         """Keep the input state: discovery runs before the SDK loads it."""
         self.initial_state = state if isinstance(state, dict) else {}
         super().__init__(state=state, **kwargs)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """Make `--test` one cheap call (`GET /me`), not a sync of every stream."""
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config_input = ctx.params["config"]
+        tap = cls(
+            config=config_input.config,
+            parse_env_config=config_input.parse_env,
+            setup_mapper=False,
+        )
+        user = tap.client.check_credentials()
+        tap.logger.info(
+            "Oktopost accepted the credentials of account %s (user %s)",
+            tap.config["account_id"],
+            user.get("Name") or user.get("Id") or "unnamed",
+        )
+        ctx.exit()
+
+    @property
+    def streams(self) -> dict[str, Stream]:
+        """Sync the cheap export list first; `meltano config test` stops at a record."""
+        streams = super().streams
+        order = sorted(streams, key=lambda name: name != ExportListStream.name)
+        return {name: streams[name] for name in order}
 
     @cached_property
     def client(self) -> OktopostClient:

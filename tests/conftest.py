@@ -89,11 +89,12 @@ def run_tap(
     discover: bool = False,
     check: bool = True,
     env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> TapRun:
     """Run the tap's command line in a child process, as Meltano would."""
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config))
-    command = [*TAP, "--config", str(config_file)]
+    command = [*TAP, "--config", str(config_file), *(extra_args or [])]
     if discover:
         command.append("--discover")
     for option, value in (("--state", state), ("--catalog", catalog)):

@@ -391,3 +391,24 @@ def test_rows_values_are_exact_decimals(
     assert [Decimal(str(r["amount"])) for r in run.records("money")][1] == Decimal(
         "0.1"
     )
+
+
+def test_test_option_checks_credentials_with_one_call(
+    demo: OktopostStandIn, tmp_path: Path
+) -> None:
+    ok = run_tap(config_for(demo), tmp_path, extra_args=["--test"])
+    assert "Oktopost accepted the credentials of account acme-account" in ok.stderr
+    assert [request.path for request in demo.requests] == ["/v2/me"]
+
+    demo.reset_log()
+    bad = {**config_for(demo), "api_key": "wrong"}
+    refused = run_tap(bad, tmp_path, extra_args=["--test"], check=False)
+    assert refused.returncode != 0
+    assert "HTTP 401, check the account_id and api_key settings" in refused.stderr
+    assert [request.path for request in demo.requests] == ["/v2/me"]
+
+
+def test_the_export_list_is_synced_first(demo: OktopostStandIn, tmp_path: Path) -> None:
+    run = run_tap(config_for(demo), tmp_path)
+    first_record = next(m for m in run.messages if m["type"] == "RECORD")
+    assert first_record["stream"] == "export_list_metadata"
