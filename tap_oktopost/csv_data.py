@@ -118,6 +118,10 @@ _NAIVE_DATE_TIME = re.compile(
 _BOOLEANS = {"true": True, "false": False}
 
 
+TYPE_NAMES = [t.value for t in ColumnType if t is not ColumnType.NULL]
+"""The types a column can be given, by name."""
+
+
 def _parse_integer(value: str) -> int:
     if _INTEGER.fullmatch(value) is None:
         raise ValueError(value)
@@ -158,6 +162,8 @@ def _parse_date_time(value: str) -> str:
     naive = _NAIVE_DATE_TIME.fullmatch(value)
     if naive is not None and _is_date(naive.group(1)):
         return f"{naive.group(1)}T{naive.group(2)}+00:00"  # Oktopost's usual shape
+    if _DATE.fullmatch(value) is not None and _is_date(value):
+        return f"{value}T00:00:00+00:00"  # a date in a column widened to date-time
     if _DATE_TIME.fullmatch(value) is None:
         raise ValueError(value)
     moment = datetime.datetime.fromisoformat(value)
@@ -278,11 +284,15 @@ class TableShape:
             known_type, known_cell = self.columns.get(name, (ColumnType.NULL, cell))
             self.columns[name] = (widen(known_type, column_type), known_cell)
 
-    def json_schema(self) -> dict[str, Any]:
-        """Give the table's schema: the columns every row carries, then the CSV's."""
+    def json_schema(self, pinned: dict[str, str] | None = None) -> dict[str, Any]:
+        """Give the table's schema: the columns every row carries, then the CSV's.
+
+        `pinned` types (column name -> type name) replace inferred ones.
+        """
         properties = copy.deepcopy(METADATA_PROPERTIES)
         for name, (column_type, cell) in self.columns.items():
-            properties[name] = property_schema(column_type, cell.lstrip("\ufeff"))
+            chosen = ColumnType((pinned or {}).get(name, column_type.value))
+            properties[name] = property_schema(chosen, cell.lstrip("\ufeff"))
         return {"type": "object", "properties": properties}
 
 

@@ -6,7 +6,7 @@ import copy
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk import Stream
+from singer_sdk import Stream, metrics
 from singer_sdk import typing as th
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
@@ -17,6 +17,7 @@ from tap_oktopost.csv_data import (
     EXPORT_ID,
     EXPORT_RUN_AT,
     EXTRA_VALUES,
+    METADATA_PROPERTIES,
     READ_ERRORS,
     ROW_NUMBER,
     SOURCE_FILE,
@@ -80,6 +81,10 @@ def loaded_runs(state: dict[str, Any]) -> dict[str, str]:
         if partition.get("replication_key_value")
         and "Id" in partition.get("context", {})
     }
+
+
+COLUMN_TYPES_KEY = "column_types"
+"""Where a CSV stream's state keeps its columns' types between syncs."""
 
 
 class OktopostStream(Stream):
@@ -261,6 +266,8 @@ class ExportFileStream(OktopostStream):
         super().__init__(tap, schema=schema, name=name)
         self.primary_keys = primary_keys
         self._lines: RecordLines | None = None
+        self._types_settled = False
+        self._record_counter: metrics.Counter | None = None
 
     @property
     def emit_activate_version_messages(self) -> bool:
@@ -284,15 +291,23 @@ class ExportFileStream(OktopostStream):
                     yield from records
                 else:
                     add = self._lines.add
-                    for record in records:
+                    written = 0
+                    for written, record in enumerate(records, start=1):  # noqa: B007
                         add(record)
                     self._lines.flush()
+                    if self._record_counter is not None:
+                        self._record_counter.increment(written)
         except OktopostError as error:
             self.oktopost.record_failure(archive.run.export_id, error)
         finally:
             if self._lines is not None:
                 self._lines.flush()
                 self._lines = None
+
+    def get_record_counter(self, **kwargs: Any) -> metrics.Counter:
+        """Keep the SDK's counter, to count the records written in batches too."""
+        self._record_counter = super().get_record_counter(**kwargs)
+        return self._record_counter
 
     def _lean_writer(self) -> RecordLines | None:
         """Give a batch writer when records need no mask, map or flattening."""
@@ -328,6 +343,7 @@ class ExportFileStream(OktopostStream):
                     f"{delivered}: {type(error).__name__}: {error}"
                 )
                 raise OktopostError(message) from None
+            self._remember_types()
             if repairs := source.repairs():
                 self.logger.warning(
                     "Export %s, file %s: %s",
@@ -417,13 +433,19 @@ class ExportFileStream(OktopostStream):
         old_schema = self.schema["properties"][name]
         old_type = column_type_of(old_schema)
         new_type = widen(old_type, classify(value))
-        self.logger.info(
-            "Stream %s, file %s: column %s holds %s values, widened from %s to %s",
+        self.logger.warning(
+            "Stream %s, file %s: column %s holds a %s value, so its type widens from "
+            "%s to %s. A target that cannot change a column's type (such as "
+            "MeltanoLabs target-postgres) refuses this or narrows the value: pin the "
+            'column with the column_types setting, e.g. {"%s": {"%s": "%s"}}.',
             self.name,
             member,
             name,
             classify(value).value,
             old_type.value,
+            new_type.value,
+            self.name,
+            name,
             new_type.value,
         )
         self._set_property(
@@ -432,7 +454,35 @@ class ExportFileStream(OktopostStream):
         if self._lines is not None:
             self._lines.flush()
         self._write_schema_message()
+        self._remember_types()
         return CONVERTERS[new_type]
+
+    def preprocess_context(self, context: Context) -> Context:
+        """Before this stream's first SCHEMA message, settle its column types.
+
+        A type pinned by the column_types setting wins; else the type this table's
+        columns had in earlier syncs (kept in state), so that a run whose sample
+        types a column differently (all empty, say) changes nothing at the target.
+        """
+        if not self._types_settled:
+            remembered = self.stream_state.get(COLUMN_TYPES_KEY, {})
+            pinned = self.oktopost.pinned_types(self.name)
+            for name, type_name in {**remembered, **pinned}.items():
+                column = self.schema["properties"].get(name)
+                if column is not None and column_type_of(column).value != type_name:
+                    description = column.get("description", name)
+                    self._set_property(
+                        name, property_schema(ColumnType(type_name), description)
+                    )
+            self._types_settled = True
+        return context
+
+    def _remember_types(self) -> None:
+        """Keep the columns' types in state, for the next sync to start from."""
+        remembered = self.stream_state.setdefault(COLUMN_TYPES_KEY, {})
+        for name, column in self.schema["properties"].items():
+            if name not in METADATA_PROPERTIES:
+                remembered[name] = column_type_of(column).value
 
     def _set_property(self, name: str, new_schema: dict[str, Any]) -> None:
         """Change a column's schema everywhere SCHEMA messages are built from.

@@ -26,6 +26,7 @@ from tap_oktopost.csv_data import (
     DEFAULT_KEY,
     READ_ERRORS,
     SOURCE_FILE,
+    TYPE_NAMES,
     CsvSource,
     TableShape,
 )
@@ -109,6 +110,20 @@ class TapOktopost(Tap):
             description=(
                 "Stream name -> column names replacing a CSV stream's default key "
                 f"({', '.join(DEFAULT_KEY)})"
+            ),
+        ),
+        th.Property(
+            "column_types",
+            th.ObjectType(
+                additional_properties=th.ObjectType(
+                    additional_properties=th.StringType(allowed_values=TYPE_NAMES)
+                )
+            ),
+            title="Column Types",
+            description=(
+                "Stream name -> column name -> one of "
+                f"{', '.join(TYPE_NAMES)}: replaces the inferred type, for a column "
+                "whose values vary (a target that cannot alter columns needs this)"
             ),
         ),
         th.Property(
@@ -290,7 +305,7 @@ class TapOktopost(Tap):
                 self.logger.warning("Discovery skips export %s: %s", export_id, error)
         streams = []
         for name, shape in sorted(shapes.items()):
-            schema = shape.json_schema()
+            schema = shape.json_schema(self.pinned_types(name))
             keys = self._primary_keys(name)
             if missing := [key for key in keys if key not in schema["properties"]]:
                 message = (
@@ -318,6 +333,11 @@ class TapOktopost(Tap):
                             f"Export {archive.run.export_id}, file {member}: {error}"
                         )
                         raise OktopostError(message) from None
+
+    def pinned_types(self, stream_name: str) -> dict[str, str]:
+        """Give the column types the column_types setting fixes for a stream."""
+        pinned: dict[str, dict[str, str]] = self.config.get("column_types") or {}
+        return dict(pinned.get(stream_name, {}))
 
     def _primary_keys(self, stream_name: str) -> list[str]:
         configured: dict[str, list[str]] = self.config.get("primary_keys") or {}

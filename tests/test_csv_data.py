@@ -201,3 +201,18 @@ def test_a_field_over_128_kib_is_read_whole() -> None:
     big = "x" * (300 * 1024)
     rows, _ = read(f'Id,Text\n1,"{big}"\n'.encode())
     assert rows[1] == ["1", big]
+
+
+SAMPLES = ["7", "-3", "2.5", "true", "2026-11-27", "2026-11-27 10:00:00", "n/a", "007"]
+
+
+@pytest.mark.parametrize("column_type", list(ColumnType))
+@pytest.mark.parametrize("value", SAMPLES)
+def test_a_widened_column_takes_the_value_that_widened_it(
+    column_type: ColumnType, value: str
+) -> None:
+    wider = widen(column_type, classify(value))
+    assert CONVERTERS[wider](value) is not None
+    for earlier in SAMPLES:
+        if classify(earlier) in {column_type, ColumnType.NULL}:
+            assert CONVERTERS[wider](earlier) is not None

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import TapRun, config_for, csv_text, export_with, run_tap
-from tests.oktopost_stand_in import OktopostStandIn, StandInExport, demo_exports
+from tests.oktopost_stand_in import (
+    OktopostStandIn,
+    StandInExport,
+    demo_exports,
+    make_zip,
+)
 
 POSTS_HEADER = ["Post ID", "Network", "Message", "Clicks", "Rate", "Boosted", "At"]
 TRICKY_MESSAGE = 'He said "hi", then left\r\nNew line, with comma'
@@ -172,6 +177,8 @@ def test_a_late_value_widens_its_column_before_it_is_sent(
     records = run.records("stats")
     assert records[4499]["clicks"] == 4500
     assert records[4501]["clicks"] == "4502"
+    assert "column clicks holds a string value, so its type widens" in run.stderr
+    assert '{"stats": {"clicks": "string"}}' in run.stderr
 
 
 def test_same_file_name_in_two_exports_is_one_table(
@@ -412,3 +419,51 @@ def test_the_export_list_is_synced_first(demo: OktopostStandIn, tmp_path: Path) 
     run = run_tap(config_for(demo), tmp_path)
     first_record = next(m for m in run.messages if m["type"] == "RECORD")
     assert first_record["stream"] == "export_list_metadata"
+
+
+def test_column_types_setting_pins_a_column(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> None:
+    text = csv_text([["Id", "Clicks"], ["1", "5"], ["2", "n/a"]])
+    stand_in.add_export(export_with("032000000000001", {"Stats.csv": text}))
+    config = config_for(stand_in, column_types={"stats": {"clicks": "string"}})
+    catalog = run_tap(config, tmp_path, discover=True).messages[0]
+    (stats,) = [s for s in catalog["streams"] if s["tap_stream_id"] == "stats"]
+    assert stats["schema"]["properties"]["clicks"]["type"] == ["string", "null"]
+
+    run = run_tap(config, tmp_path, catalog=catalog)
+    assert [r["clicks"] for r in run.records("stats")] == ["5", "n/a"]
+    assert [r["id"] for r in run.records("stats")] == [1, 2]
+    assert len(run.schemas("stats")) == 1
+    assert "widens" not in run.stderr
+
+    bad = config_for(stand_in, column_types={"stats": {"clicks": "text"}})
+    refused = run_tap(bad, tmp_path, check=False)
+    assert refused.returncode != 0
+    assert "column_types" in refused.stderr
+
+
+def test_a_column_keeps_its_type_from_earlier_syncs(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> None:
+    def run_with(rows: list[list[str]], run_date: str, state: Any) -> Any:
+        text = csv_text([["Id", "Clicks"], *rows])
+        stand_in.set_run("032000000000001", make_zip({"Stats.csv": text}), run_date)
+        catalog = run_tap(config_for(stand_in), tmp_path, discover=True).messages[0]
+        return catalog, run_tap(
+            config_for(stand_in), tmp_path, catalog=catalog, state=state
+        )
+
+    stand_in.add_export(StandInExport(id="032000000000001"))
+    _, first = run_with([["1", "5"]], "2026-11-27", None)
+    assert first.schemas("stats")[0]["properties"]["clicks"]["type"][0] == "integer"
+
+    catalog, second = run_with([["2", ""]], "2026-11-28", first.final_state)
+    (stats,) = [s for s in catalog["streams"] if s["tap_stream_id"] == "stats"]
+    assert stats["schema"]["properties"]["clicks"]["type"][0] == "string"
+    assert second.schemas("stats")[0]["properties"]["clicks"]["type"][0] == "integer"
+    assert second.records("stats")[0]["clicks"] is None
+
+    _, third = run_with([["3", "7"]], "2026-11-29", second.final_state)
+    assert third.schemas("stats")[0]["properties"]["clicks"]["type"][0] == "integer"
+    assert third.records("stats")[0]["clicks"] == 7
