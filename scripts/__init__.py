@@ -1,0 +1,1 @@
+"""Project scripts: the demo, the test database, the Hub plugin definition."""

@@ -1,0 +1,94 @@
+"""Write the Meltano Hub plugin definition from `tap-oktopost --about --format=json`.
+
+The tap's own settings schema is the one source of truth; `tests/test_meltano.py`
+checks that this file and `meltano.yml` still match it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFINITION = ROOT / "hub" / "tap-oktopost.yml"
+KINDS = {
+    "string": "string",
+    "integer": "integer",
+    "number": "decimal",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+}
+
+
+def about() -> dict[str, Any]:
+    """Ask the installed tap to describe itself."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_oktopost", "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info: dict[str, Any] = json.loads(done.stdout)
+    return info
+
+
+def setting_kind(schema: dict[str, Any]) -> str:
+    """Map a JSON schema type to a Meltano setting kind."""
+    types = schema.get("type", "string")
+    types = [types] if isinstance(types, str) else types
+    non_null = [t for t in types if t != "null"] or ["string"]
+    return KINDS.get(non_null[0], "string")
+
+
+def settings(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """List the settings the way Meltano defines them."""
+    listed = []
+    for name, schema in info["settings"]["properties"].items():
+        setting: dict[str, Any] = {"name": name, "kind": setting_kind(schema)}
+        if "title" in schema:
+            setting["label"] = schema["title"]
+        if "description" in schema:
+            setting["description"] = schema["description"]
+        if schema.get("secret"):
+            setting["sensitive"] = True
+        if "default" in schema:
+            setting["value"] = schema["default"]
+        listed.append(setting)
+    return listed
+
+
+def definition(info: dict[str, Any]) -> dict[str, Any]:
+    """Describe this variant as a Meltano Hub extractor definition."""
+    return {
+        "name": "tap-oktopost",
+        "namespace": "tap_oktopost",
+        "variant": "tap-oktopost",
+        "label": "Oktopost",
+        "description": info["description"],
+        "pip_url": "tap-oktopost",
+        "executable": "tap-oktopost",
+        "capabilities": info["capabilities"],
+        "settings_group_validation": [sorted(info["settings"].get("required", []))],
+        "settings": settings(info),
+        "keywords": ["meltano_sdk"],
+        "maintenance_status": "active",
+        "domain_url": "https://www.oktopost.com",
+    }
+
+
+def main() -> None:
+    """Write the definition file."""
+    DEFINITION.parent.mkdir(exist_ok=True)
+    text = yaml.safe_dump(definition(about()), sort_keys=False, width=88)
+    DEFINITION.write_text(text)
+    print(f"wrote {DEFINITION.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
