@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean postgres postgres-stop bench
 
 venv: $(STAMP)
 
@@ -17,13 +17,23 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy tap_oktopost tests scripts
+	$(BIN)/mypy tap_oktopost tests scripts benchmarks
 
-test: lint
+test: lint postgres
 	$(BIN)/pytest
+
+# The tests' PostgreSQL server on 127.0.0.1:55432 (installs Debian's package as root).
+postgres:
+	bash scripts/postgres.sh start
+
+postgres-stop:
+	bash scripts/postgres.sh stop
 
 demo: venv
 	$(BIN)/python scripts/demo.py
 
 clean:
 	rm -rf $(VENV) .meltano output
+
+bench: venv
+	$(BIN)/python benchmarks/bench.py
