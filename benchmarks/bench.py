@@ -104,6 +104,17 @@ def posts_row(rng: random.Random) -> list[str]:
     ]
 
 
+def posts_export(archive: bytes) -> StandInExport:
+    """Describe the one active export the benchmarks serve."""
+    return StandInExport(
+        id=EXPORT_ID,
+        type="Posts",
+        last_run_date=RUN_DATE,
+        archive=archive,
+        archive_name=ARCHIVE_NAME,
+    )
+
+
 def write_archive(path: Path, rows: int, seed: int) -> int:
     """Write a ZIP holding one posts CSV (BOM, CRLF) of `rows` rows; give CSV bytes.
 
@@ -314,15 +325,7 @@ class Bench:
             flush=True,
         )
         with OktopostStandIn() as stand_in:
-            stand_in.add_export(
-                StandInExport(
-                    id=EXPORT_ID,
-                    type="Posts",
-                    last_run_date=RUN_DATE,
-                    archive=archive,
-                    archive_name=ARCHIVE_NAME,
-                )
-            )
+            stand_in.add_export(posts_export(archive))
             del archive
             result = self._measure_size(stand_in, rows, csv_bytes, archive_bytes)
         result.generate_seconds = generate_seconds

@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import ARCHIVE_NAME, EXPORT_ID, RUN_DATE, select_all, write_archive
+from bench import posts_export, select_all, write_archive
 
-from tests.oktopost_stand_in import OktopostStandIn, StandInExport
+from tests.oktopost_stand_in import OktopostStandIn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -102,15 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         write_archive(archive_path, args.rows, args.seed)
         archive = archive_path.read_bytes()
     with OktopostStandIn() as stand_in:
-        stand_in.add_export(
-            StandInExport(
-                id=EXPORT_ID,
-                type="Posts",
-                last_run_date=RUN_DATE,
-                archive=archive,
-                archive_name=ARCHIVE_NAME,
-            )
-        )
+        stand_in.add_export(posts_export(archive))
         config = {
             "base_url": stand_in.base_url,
             "account_id": stand_in.account_id,

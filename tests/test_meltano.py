@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,16 @@ def test_meltano_yml_matches_the_tap(expected: dict[str, Any]) -> None:
 def test_the_api_key_is_the_only_secret(expected: dict[str, Any]) -> None:
     secrets = [s["name"] for s in expected["settings"] if s.get("sensitive")]
     assert secrets == ["api_key"]
+
+
+def test_readme_settings_table_is_the_about_output() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_oktopost", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    readme = (ROOT / "README.md").read_text()
+    missing = [row for row in rows if row not in readme]
+    assert missing == []
