@@ -76,7 +76,7 @@ def main() -> None:
                 "TAP_OKTOPOST_API_KEY": stand_in["api_key"],
                 "TARGET_DUCKDB_FILEPATH": str(DATABASE),
             }
-            meltano("install", env=env)
+            meltano("install", "tap-oktopost", "target-duckdb", env=env)
             meltano(
                 "state",
                 "clear",
