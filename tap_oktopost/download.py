@@ -240,6 +240,9 @@ class ArchiveStore:
         self.logger = logger
         self.session = requests.Session()
         self.session.trust_env = False  # no ~/.netrc credentials on a signed link
+        # The archive's own bytes: Content-Length and Range count them, not a gzip
+        # encoding of them.
+        self.session.headers["Accept-Encoding"] = "identity"
         self._folder: Path | None = None
         self._archives: dict[str, ExportArchive] = {}
 
