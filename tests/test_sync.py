@@ -467,3 +467,22 @@ def test_a_column_keeps_its_type_from_earlier_syncs(
     _, third = run_with([["3", "7"]], "2026-11-29", second.final_state)
     assert third.schemas("stats")[0]["properties"]["clicks"]["type"][0] == "integer"
     assert third.records("stats")[0]["clicks"] == 7
+
+
+def test_csv_streams_load_and_bookmark_with_the_detail_stream_deselected(
+    demo: OktopostStandIn, tmp_path: Path
+) -> None:
+    catalog = run_tap(config_for(demo), tmp_path, discover=True).messages[0]
+    for entry in catalog["streams"]:
+        if entry["tap_stream_id"] == "active_export_metadata":
+            for metadata in entry["metadata"]:
+                if metadata["breadcrumb"] == []:
+                    metadata["metadata"]["selected"] = False
+    run = run_tap(config_for(demo), tmp_path, catalog=catalog)
+
+    counts = run.record_counts()
+    assert counts["active_export_metadata"] == 0
+    assert (counts["posts"], counts["post_stats"], counts["campaigns"]) == (40, 20, 10)
+    assert run.bookmark("032000000000101") == "2026-11-27T10:00:00+00:00"
+    again = run_tap(config_for(demo), tmp_path, catalog=catalog, state=run.final_state)
+    assert again.record_counts()["posts"] == 0
