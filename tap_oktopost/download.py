@@ -333,6 +333,9 @@ class ArchiveStore:
                     for chunk in got.iter_content(CHUNK_BYTES):
                         file.write(chunk)
                         written += len(chunk)
+        except requests.exceptions.ChunkedEncodingError:
+            message = f"{where}: the connection closed before the whole file came"
+            raise RetriableDownloadError(message) from None
         except requests.RequestException as error:
             message = f"{where}: {type(error).__name__}"
             raise RetriableDownloadError(message) from None

@@ -171,11 +171,16 @@ class TapOktopost(Tap):
             super().cb_test(ctx, param, value)
             return
         config_input = ctx.params["config"]
-        tap = cls(
-            config=config_input.config,
-            parse_env_config=config_input.parse_env,
-            setup_mapper=False,
-        )
+        try:
+            tap = cls(
+                config=config_input.config,
+                parse_env_config=config_input.parse_env,
+                setup_mapper=False,
+            )
+        except ConfigValidationError as error:
+            for message in error.errors:
+                cls.logger.error("Config validation error: %s", message)
+            ctx.exit(1)
         user = tap.client.check_credentials()
         tap.logger.info(
             "Oktopost accepted the credentials of account %s (user %s)",

@@ -414,6 +414,13 @@ def test_test_option_checks_credentials_with_one_call(
     assert "HTTP 401, check the account_id and api_key settings" in refused.stderr
     assert [request.path for request in demo.requests] == ["/v2/me"]
 
+    missing = {k: v for k, v in config_for(demo).items() if k != "api_key"}
+    invalid = run_tap(missing, tmp_path, extra_args=["--test"], check=False)
+    assert invalid.returncode != 0
+    assert "Config validation error: 'api_key' is a required property" in (
+        invalid.stderr
+    )
+
 
 def test_the_export_list_is_synced_first(demo: OktopostStandIn, tmp_path: Path) -> None:
     run = run_tap(config_for(demo), tmp_path)
