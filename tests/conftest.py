@@ -125,6 +125,16 @@ def run_tap(
     return run
 
 
+def deselect(catalog: dict[str, Any], stream: str, *breadcrumb: str) -> None:
+    """Deselect a stream, or one of its properties, in a discovered catalog."""
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if entry["tap_stream_id"] == stream and metadata["breadcrumb"] == list(
+                breadcrumb
+            ):
+                metadata["metadata"]["selected"] = False
+
+
 def csv_text(rows: list[list[str]], line_ending: str = "\r\n") -> str:
     """CSV text with quoting as Excel and Oktopost write it."""
     buffer = io.StringIO()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import config_for, csv_text, export_with, run_tap
+from tests.conftest import config_for, csv_text, deselect, export_with, run_tap
 from tests.oktopost_stand_in import OktopostStandIn
 
 EXPORT = "032000000000001"
@@ -124,10 +124,7 @@ def test_a_deselected_column_is_not_sent(
     text = csv_text([["Id", "Secret Note"], ["1", "hide me"]])
     stand_in.add_export(export_with(EXPORT, {"Items.csv": text}))
     catalog = run_tap(config_for(stand_in), tmp_path, discover=True).messages[0]
-    for entry in catalog["streams"]:
-        for metadata in entry["metadata"]:
-            if metadata["breadcrumb"] == ["properties", "secret_note"]:
-                metadata["metadata"]["selected"] = False
+    deselect(catalog, "items", "properties", "secret_note")
     run = run_tap(config_for(stand_in), tmp_path, catalog=catalog)
 
     (record,) = run.records("items")

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TapRun, config_for, csv_text, export_with, run_tap
+from tests.conftest import (
+    TapRun,
+    config_for,
+    csv_text,
+    deselect,
+    export_with,
+    run_tap,
+)
 from tests.oktopost_stand_in import (
     OktopostStandIn,
     StandInExport,
@@ -274,11 +281,7 @@ def test_catalog_sync_downloads_once_and_skips_deselected(
     demo: OktopostStandIn, tmp_path: Path
 ) -> None:
     catalog = run_tap(config_for(demo), tmp_path, discover=True).messages[0]
-    for entry in catalog["streams"]:
-        if entry["tap_stream_id"] == "post_stats":
-            for metadata in entry["metadata"]:
-                if metadata["breadcrumb"] == []:
-                    metadata["metadata"]["selected"] = False
+    deselect(catalog, "post_stats")
     demo.reset_log()
     run = run_tap(config_for(demo), tmp_path, catalog=copy.deepcopy(catalog))
 
@@ -480,11 +483,7 @@ def test_csv_streams_load_and_bookmark_with_the_detail_stream_deselected(
     demo: OktopostStandIn, tmp_path: Path
 ) -> None:
     catalog = run_tap(config_for(demo), tmp_path, discover=True).messages[0]
-    for entry in catalog["streams"]:
-        if entry["tap_stream_id"] == "active_export_metadata":
-            for metadata in entry["metadata"]:
-                if metadata["breadcrumb"] == []:
-                    metadata["metadata"]["selected"] = False
+    deselect(catalog, "active_export_metadata")
     run = run_tap(config_for(demo), tmp_path, catalog=catalog)
 
     counts = run.record_counts()
