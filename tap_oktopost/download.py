@@ -390,10 +390,9 @@ class ArchiveStore:
 
     @staticmethod
     def _refuse(status: int, where: str) -> None:
-        if status in {403, 408, 429} or status >= 500:
-            message = f"{where}: HTTP {status}"
-            raise RetriableDownloadError(message)
         message = f"{where}: HTTP {status}"
+        if status in {403, 408, 429} or status >= 500:
+            raise RetriableDownloadError(message)
         raise OktopostError(message)
 
     def _folder_path(self) -> Path:

@@ -83,6 +83,17 @@ def loaded_runs(state: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _parsed_columns(
+    converters: list[Callable[[str], Any]],
+) -> list[tuple[int, Callable[[str], Any]]]:
+    """Pick the columns whose values need parsing: text costs no call per value."""
+    return [
+        (position, convert)
+        for position, convert in enumerate(converters)
+        if convert is not CONVERTERS[ColumnType.STRING]
+    ]
+
+
 COLUMN_TYPES_KEY = "column_types"
 """Where a CSV stream's state keeps its columns' types between syncs."""
 
@@ -365,12 +376,7 @@ class ExportFileStream(OktopostStream):
             if name not in properties:
                 self._set_property(name, property_schema(ColumnType.NULL, cell))
         converters = [CONVERTERS[column_type_of(properties[n])] for n in names]
-        # Text columns need no parsing: only the others cost a call per value.
-        typed = [
-            (position, convert)
-            for position, convert in enumerate(converters)
-            if convert is not CONVERTERS[ColumnType.STRING]
-        ]
+        typed = _parsed_columns(converters)
         blank = dict.fromkeys(names)
         blank.update(
             {
@@ -395,15 +401,9 @@ class ExportFileStream(OktopostStream):
                     value = values[position]
                     if value is not None:
                         values[position] = convert(value)
-            except ValueError:
+            except (ValueError, IndexError):  # a value to widen for, or a short row
                 values = self._convert_widening(converters, names, row, member)
-                typed = [
-                    (position, convert)
-                    for position, convert in enumerate(converters)
-                    if convert is not CONVERTERS[ColumnType.STRING]
-                ]
-            except IndexError:
-                values = self._convert_widening(converters, names, row, member)
+                typed = _parsed_columns(converters)
             record.update(zip(names, values, strict=False))
             if len(row) > width:
                 record[EXTRA_VALUES] = row[width:]
