@@ -32,6 +32,7 @@ SOURCE_FILE = "_sdc_source_file"
 ROW_NUMBER = "_sdc_row_number"
 EXPORT_RUN_AT = "_sdc_export_run_at"
 EXTRA_VALUES = "_sdc_extra"
+UNFIT_VALUES = "_sdc_unfit_values"
 DEFAULT_KEY = (EXPORT_ID, EXPORT_RUN_AT, SOURCE_FILE, ROW_NUMBER)
 METADATA_PROPERTIES: dict[str, dict[str, Any]] = {
     EXPORT_ID: {"type": ["string"], "description": "Oktopost BI export Id"},
@@ -51,6 +52,11 @@ METADATA_PROPERTIES: dict[str, dict[str, Any]] = {
         "type": ["array", "null"],
         "items": {"type": "string"},
         "description": "Values beyond the header's last column",
+    },
+    UNFIT_VALUES: {
+        "type": ["object", "null"],
+        "additionalProperties": {"type": "string"},
+        "description": "Column -> text of a value that does not fit the column's type",
     },
 }
 

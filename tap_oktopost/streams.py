@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import itertools
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream, metrics
@@ -22,25 +23,29 @@ from tap_oktopost.csv_data import (
     ROW_NUMBER,
     SOURCE_FILE,
     SYNC_TIMESTAMP,
+    UNFIT_VALUES,
     ColumnType,
     CsvSource,
-    classify,
     column_names,
     column_type_of,
+    infer_types,
     property_schema,
     widen,
 )
-from tap_oktopost.download import NotCsvExportError, UnloadableExportError
 from tap_oktopost.exports import without_secrets
+from tap_oktopost.ledger import EXPORTS_STREAM
 from tap_oktopost.output import RecordLines
+from tap_oktopost.type_policy import settle_types
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Catalog
 
     from tap_oktopost.download import ExportArchive
     from tap_oktopost.exports import ExportRun
+    from tap_oktopost.runs import SyncPlan
     from tap_oktopost.tap import TapOktopost
 
 _DESTINATION = th.ObjectType(
@@ -68,34 +73,8 @@ _SYNC_TIMESTAMP = th.Property(
 )
 
 
-def loaded_runs(state: dict[str, Any]) -> dict[str, str]:
-    """Read each export's bookmark (its last fully delivered run) from a tap state."""
-    partitions = (
-        state.get("bookmarks", {})
-        .get(ActiveExportStream.name, {})
-        .get("partitions", [])
-    )
-    return {
-        str(partition["context"]["Id"]): str(partition["replication_key_value"])
-        for partition in partitions
-        if partition.get("replication_key_value")
-        and "Id" in partition.get("context", {})
-    }
-
-
-def _parsed_columns(
-    converters: list[Callable[[str], Any]],
-) -> list[tuple[int, Callable[[str], Any]]]:
-    """Pick the columns whose values need parsing: text costs no call per value."""
-    return [
-        (position, convert)
-        for position, convert in enumerate(converters)
-        if convert is not CONVERTERS[ColumnType.STRING]
-    ]
-
-
 COLUMN_TYPES_KEY = "column_types"
-"""Where a CSV stream's state keeps its columns' types between syncs."""
+"""Where a CSV stream's state keeps the column types its target has."""
 
 
 class OktopostStream(Stream):
@@ -129,16 +108,12 @@ class ExportListStream(OktopostStream):
 class ActiveExportStream(OktopostStream):
     """The detail of each export to load, and the parent of its CSV file streams.
 
-    State holds one bookmark per export (partition `{"Id": ...}`): the LastRunDate of
-    the last run whose rows were all delivered. Only the newest run can be downloaded,
-    so a run is marked loaded only after every selected CSV stream has emitted it.
+    Its state partitions (`{"Id": ...}`) hold the bookmarks, written by the ledger
+    only: see `tap_oktopost.ledger`.
     """
 
-    name = "active_export_metadata"
+    name = EXPORTS_STREAM
     primary_keys = ("Id",)
-    replication_key = "LastRunDate"
-    is_sorted = True
-    check_sorted = False
     schema = th.PropertiesList(
         *_EXPORT_PROPERTIES,
         th.Property("LastRunDate", th.DateTimeType, description="Last run, UTC"),
@@ -146,121 +121,55 @@ class ActiveExportStream(OktopostStream):
         _SYNC_TIMESTAMP,
     ).to_dict()
 
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """Keep the SDK from moving bookmarks: a catalog may name a replication key.
+
+        Catalogs of earlier versions say LastRunDate; the SDK would then advance the
+        bookmark after each detail record, even for a run whose rows failed.
+        """
+        super().apply_catalog(catalog)
+        self.replication_key = None
+        self.forced_replication_method = None
+
     @property
     def partitions(self) -> list[dict[str, Any]]:
         """One partition per export to load, so each export keeps its own bookmark."""
         return [{"Id": export_id} for export_id in self.oktopost.export_ids]
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Describe the export, unless its last run was loaded already.
+        """Describe each run being loaded; its bookmark moves once all of it is out.
 
-        An export that fails does not stop the others: only its newest run can be
-        downloaded, so each export left unloaded today may lose a run. The sync fails
-        after the last export, naming every export that failed.
+        The SDK syncs the CSV streams for a record before writing the record, so when
+        this generator resumes, the run's rows and its detail are out.
         """
-        export_id = context["Id"] if context else ""
-        try:
-            run = self.oktopost.export_run(export_id)
-        except OktopostError as error:
-            self.oktopost.record_failure(export_id, error)
-        else:
-            if run.run_at is None or run.run_at != self.loaded_run(context):
-                record = copy.deepcopy(run.record)
-                record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
-                yield record
-            else:
-                self.logger.info("Export %s: run %s is loaded", export_id, run.run_at)
-        failures = self.oktopost.failures
-        if context == self.partitions[-1] and failures:
-            message = (
-                f"{len(failures)} export(s) failed: {'; '.join(failures.values())}"
-            )
-            raise OktopostError(message)
-
-    def loaded_run(self, context: Context | None) -> str | None:
-        """Give the LastRunDate of the export's last fully delivered run."""
-        value = self.get_context_state(context).get("replication_key_value")
-        return str(value) if value else None
+        plan = self.oktopost.sync_plan
+        export_id = context["Id"] if context else None
+        load = plan.loads.get(export_id) if export_id else None
+        if load is not None:
+            record = copy.deepcopy(load.run.record)
+            record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
+            yield record
+            plan.finish(load.run.export_id)
+        if not context or context == self.partitions[-1]:
+            plan.raise_failures()
 
     def generate_child_contexts(
         self,
         record: dict[str, Any],
         context: Context | None,
     ) -> Iterable[Context | None]:
-        """Hand the run to the CSV streams, then mark it loaded once they are done."""
-        run = self.oktopost.runs[record["Id"]]
-        if run.run_at is None:
-            self.logger.info("Export %s has not run yet", run.export_id)
-            return
-        if not any(child.selected for child in self.child_streams):
-            return
-        if not self._download(run, run.run_at, context):
-            return
-        try:
-            yield {EXPORT_ID: run.export_id, EXPORT_RUN_AT: run.run_at}
-            unknown = self._tables_missing_from_catalog(run.export_id)
-        finally:
-            self.oktopost.archives.discard(run.export_id)
-        if run.export_id in self.oktopost.failures:
-            return
-        if unknown:
-            self.logger.warning(
-                "Export %s: its run of %s has files for tables the catalog lacks (%s). "
-                "The run stays unloaded; discover again (Meltano does so by default "
-                "with use_cached_catalog: false) and the next sync loads it.",
-                run.export_id,
-                run.run_at,
-                ", ".join(unknown),
-            )
-            return
-        self._mark_loaded(context, run.run_at)
-
-    def _download(self, run: ExportRun, run_at: str, context: Context | None) -> bool:
-        """Fetch the run's archive for the CSV streams; False when there is none."""
-        try:
-            self.oktopost.archives.archive(run)
-        except NotCsvExportError as error:
-            self.logger.warning("%s. Nothing to load from this run.", error)
-            self._mark_loaded(context, run_at)
-        except UnloadableExportError as error:
-            self.logger.warning("%s. The other exports still load.", error)
-        except OktopostError as error:
-            self.oktopost.record_failure(run.export_id, error)
-        else:
-            return True
-        return False
-
-    def _tables_missing_from_catalog(self, export_id: str) -> list[str]:
-        """Name the tables of a downloaded archive that no CSV stream reads."""
-        archive = self.oktopost.archives.held(export_id)
-        if archive is None:
-            return []
-        known = {child.name for child in self.child_streams}
-        return sorted(set(archive.tables) - known)
-
-    def _mark_loaded(self, context: Context | None, run_at: str) -> None:
-        state = self.get_context_state(context)
-        state["replication_key"] = self.replication_key
-        state["replication_key_value"] = run_at
-        self.state_manager.is_flushed = False
-        self._write_state_message()
-
-    def _increment_stream_state(
-        self, latest_record: dict[str, Any], *, context: Context | None = None
-    ) -> None:
-        """Leave bookmarks to `_mark_loaded`.
-
-        The SDK would move the bookmark whenever this stream is selected, even when no
-        CSV row of the run was delivered.
-        """
+        """Hand the run to the CSV streams when some of its tables are due."""
+        load = self.oktopost.sync_plan.loads.get(record["Id"])
+        if load is not None and load.tables_due:
+            yield {EXPORT_ID: load.run.export_id, EXPORT_RUN_AT: load.run.run_at}
 
 
 class ExportFileStream(OktopostStream):
     """One CSV file name across the active exports' archives, as one table.
 
     Values are parsed here into JSON-native values matching the schema, so the SDK's
-    type conformance is skipped. A value that does not fit its column's type widens
-    the column, and a new SCHEMA message goes out before that record.
+    type conformance is skipped. The column types are settled for the whole sync
+    before the first SCHEMA: see `settle_schema`.
     """
 
     parent_stream_type = ActiveExportStream
@@ -276,8 +185,6 @@ class ExportFileStream(OktopostStream):
     ) -> None:
         super().__init__(tap, schema=schema, name=name)
         self.primary_keys = primary_keys
-        self._lines: RecordLines | None = None
-        self._types_settled = False
         self._record_counter: metrics.Counter | None = None
 
     @property
@@ -285,35 +192,106 @@ class ExportFileStream(OktopostStream):
         """Never: a version covers one run, and targets would delete the others."""
         return False
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """Read this table's members of the export's archive, row by row.
+    def settle_schema(self, plan: SyncPlan) -> None:
+        """Read every file due once for its types; fix the schema for the sync.
 
-        Records that need none of the SDK's per-record work are written here, in
-        batches; the others are yielded to the SDK.
+        Runs before the stream's first SCHEMA, so no column changes type within a
+        sync. A file that cannot be read fails its export only.
         """
-        archive = self.oktopost.archives.held(context[EXPORT_ID]) if context else None
-        if archive is None:
+        scanned: dict[str, ColumnType] = {}
+        headers: dict[str, str] = {}
+        for load in list(plan.loads.values()):
+            for member in load.members(self.name):
+                assert load.archive is not None  # noqa: S101
+                try:
+                    names, cells, types = _scan_member(load.archive, member)
+                except OktopostError as error:
+                    plan.fail(load.run.export_id, error)
+                    break
+                for name, cell, column_type in zip(names, cells, types, strict=True):
+                    scanned[name] = widen(
+                        scanned.get(name, ColumnType.NULL), column_type
+                    )
+                    headers.setdefault(name, cell)
+        properties = self.effective_schema["properties"]
+        settled = settle_types(
+            declared={
+                name: column_type_of(column)
+                for name, column in properties.items()
+                if name not in METADATA_PROPERTIES
+            },
+            scanned=scanned,
+            remembered=self.stream_state.get(COLUMN_TYPES_KEY, {}),
+            pinned=self.oktopost.pinned_types(self.name),
+            policy=self.oktopost.column_typing,
+        )
+        new_properties = copy.deepcopy(METADATA_PROPERTIES)
+        for name, column_type in settled.items():
+            description = properties.get(name, {}).get("description", headers.get(name))
+            new_properties[name] = property_schema(column_type, description or name)
+        self._use_properties(new_properties)
+
+    def _use_properties(self, properties: dict[str, Any]) -> None:
+        """Give the stream its schema for this sync: the one seam for schema changes.
+
+        The SCHEMA messages the SDK writes come from the stream maps, built from the
+        catalog when the tap started: they are built again here from the new schema,
+        keeping only the selected columns, as the SDK does from a catalog.
+        """
+        for schema in {id(s): s for s in (self.schema, self.effective_schema)}.values():
+            schema["properties"] = copy.deepcopy(properties)
+        selected = {
+            name: column
+            for name, column in properties.items()
+            if self.mask[("properties", name)]
+        }
+        self.oktopost.mapper.register_raw_stream_schema(
+            self.name,
+            {**self.effective_schema, "properties": selected},
+            self.primary_keys,
+        )
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Read this table's files of the run, row by row; then move its bookmark.
+
+        Records that need none of the SDK's per-record work are written here in
+        batches (see `tap_oktopost.output`); the others are yielded to the SDK.
+        """
+        plan = self.oktopost.sync_plan
+        load = plan.loads.get(context[EXPORT_ID]) if context else None
+        if load is None or load.archive is None:
             return
-        self._lines = self._lean_writer()
+        lines = self._lean_writer()
         try:
-            for member in archive.tables.get(self.name, []):
-                records = self._read_member(archive, member)
-                if self._lines is None:
+            for member in load.members(self.name):
+                records = self._read_member(load.archive, member)
+                if lines is None:
                     yield from records
                 else:
-                    add = self._lines.add
-                    written = 0
-                    for written, record in enumerate(records, start=1):  # noqa: B007
-                        add(record)
-                    self._lines.flush()
-                    if self._record_counter is not None:
-                        self._record_counter.increment(written)
+                    self._write_lean(lines, records)
         except OktopostError as error:
-            self.oktopost.record_failure(archive.run.export_id, error)
+            plan.fail(load.run.export_id, error)
+            return
+        self.stream_state[COLUMN_TYPES_KEY] = {
+            name: column_type_of(column).value
+            for name, column in self.effective_schema["properties"].items()
+            if name not in METADATA_PROPERTIES
+        }
+        assert load.run.run_at is not None  # noqa: S101
+        plan.ledger.table_received(load.run.export_id, self.name, load.run.run_at)
+
+    def _write_lean(
+        self, lines: RecordLines, records: Iterable[dict[str, Any]]
+    ) -> None:
+        add = lines.add
+        written = 0
+        try:
+            for written, record in enumerate(records, start=1):  # noqa: B007
+                add(record)
         finally:
-            if self._lines is not None:
-                self._lines.flush()
-                self._lines = None
+            lines.flush()
+            if self._record_counter is not None:
+                self._record_counter.increment(written)
 
     def get_record_counter(self, **kwargs: Any) -> metrics.Counter:
         """Keep the SDK's counter, to count the records written in batches too."""
@@ -321,15 +299,22 @@ class ExportFileStream(OktopostStream):
         return self._record_counter
 
     def _lean_writer(self) -> RecordLines | None:
-        """Give a batch writer when records need no mask, map or flattening."""
-        if self.ABORT_AT_RECORD_COUNT is not None or len(self.stream_maps) != 1:
-            return None
+        """Give a batch writer when no per-record SDK feature is in use.
+
+        Such records would pass through the SDK unchanged: no stream map, flattening,
+        deselected column, `post_process`, record limit or BATCH messages.
+        """
         stream_map = self.stream_maps[0]
         if (
-            not isinstance(stream_map, SameRecordTransform)
+            len(self.stream_maps) != 1
+            or not isinstance(stream_map, SameRecordTransform)
             or stream_map.flattening_enabled
+            or self.ABORT_AT_RECORD_COUNT is not None
+            or type(self).post_process is not Stream.post_process
+            or self.get_batch_config(self.config) is not None
             or not all(
-                self.mask[("properties", name)] for name in self.schema["properties"]
+                self.mask[("properties", name)]
+                for name in self.effective_schema["properties"]
             )
         ):
             return None
@@ -340,7 +325,8 @@ class ExportFileStream(OktopostStream):
 
     def _read_member(
         self, archive: ExportArchive, member: str
-    ) -> Iterable[dict[str, Any]]:
+    ) -> Iterator[dict[str, Any]]:
+        export_id = archive.run.export_id
         with archive.open_member(member) as binary:
             source = CsvSource(binary)
             delivered = 0
@@ -349,18 +335,10 @@ class ExportFileStream(OktopostStream):
                     yield record
                     delivered += 1
             except READ_ERRORS as error:
-                message = (
-                    f"Export {archive.run.export_id}, file {member}, after data row "
-                    f"{delivered}: {type(error).__name__}: {error}"
-                )
-                raise OktopostError(message) from None
-            self._remember_types()
+                raise member_error(archive, member, delivered, error) from None
             if repairs := source.repairs():
                 self.logger.warning(
-                    "Export %s, file %s: %s",
-                    archive.run.export_id,
-                    member,
-                    "; ".join(repairs),
+                    "Export %s, file %s: %s", export_id, member, "; ".join(repairs)
                 )
 
     def _records(
@@ -371,12 +349,10 @@ class ExportFileStream(OktopostStream):
         if header is None:
             return
         names = column_names(header)
-        properties = self.schema["properties"]
-        for name, cell in zip(names, header, strict=True):
-            if name not in properties:
-                self._set_property(name, property_schema(ColumnType.NULL, cell))
+        properties = self.effective_schema["properties"]
         converters = [CONVERTERS[column_type_of(properties[n])] for n in names]
-        typed = _parsed_columns(converters)
+        keep_text = CONVERTERS[ColumnType.STRING]
+        typed = [(i, c) for i, c in enumerate(converters) if c is not keep_text]
         blank = dict.fromkeys(names)
         blank.update(
             {
@@ -385,10 +361,12 @@ class ExportFileStream(OktopostStream):
                 SOURCE_FILE: member,
                 EXPORT_RUN_AT: run.run_at,
                 EXTRA_VALUES: None,
+                UNFIT_VALUES: None,
             }
         )
         width = len(names)
         row_number = 0
+        warned: set[str] = set()
         for row in rows:
             if not row:
                 continue
@@ -401,105 +379,88 @@ class ExportFileStream(OktopostStream):
                     value = values[position]
                     if value is not None:
                         values[position] = convert(value)
-            except (ValueError, IndexError):  # a value to widen for, or a short row
-                values = self._convert_widening(converters, names, row, member)
-                typed = _parsed_columns(converters)
+            except (ValueError, IndexError):  # a value that does not fit, or short row
+                values, unfit = _convert_each(converters, names, row)
+                if unfit:
+                    record[UNFIT_VALUES] = unfit
+                    self._warn_unfit(member, row_number, unfit, warned)
             record.update(zip(names, values, strict=False))
             if len(row) > width:
                 record[EXTRA_VALUES] = row[width:]
             yield record
 
-    def _convert_widening(
-        self,
-        converters: list[Callable[[str], Any]],
-        names: list[str],
-        row: list[str],
-        member: str,
-    ) -> list[Any]:
-        """Convert a row some value of which does not fit its column's type."""
-        values: list[Any] = []
-        for position, (name, value) in enumerate(zip(names, row, strict=False)):
-            if not value:
-                values.append(None)
-                continue
-            try:
-                values.append(converters[position](value))
-            except ValueError:
-                converters[position] = self._widen(name, value, member)
-                values.append(converters[position](value))
-        return values
+    def _warn_unfit(
+        self, member: str, row_number: int, unfit: dict[str, str], warned: set[str]
+    ) -> None:
+        """Warn once per column and file of a value kept out of its typed column."""
+        pinned = self.oktopost.pinned_types(self.name)
+        properties = self.effective_schema["properties"]
+        for name in sorted(set(unfit) - warned):
+            warned.add(name)
+            column_type = column_type_of(properties[name]).value
+            advice = (
+                "as the column_types setting pins it"
+                if name in pinned
+                else "the type its table has had since an earlier sync. To widen the "
+                f'column for good, set column_types {{"{self.name}": {{"{name}": '
+                '"string"}} and alter the column in the warehouse'
+            )
+            self.logger.warning(
+                "Stream %s, file %s, row %d: column %s holds a value that is not %s, "
+                "%s; the row's %s is null and the text is kept in %s (later rows "
+                "of this file are not named again).",
+                self.name,
+                member,
+                row_number,
+                name,
+                column_type,
+                advice,
+                name,
+                UNFIT_VALUES,
+            )
 
-    def _widen(self, name: str, value: str, member: str) -> Callable[[str], Any]:
-        old_schema = self.schema["properties"][name]
-        old_type = column_type_of(old_schema)
-        new_type = widen(old_type, classify(value))
-        self.logger.warning(
-            "Stream %s, file %s: column %s holds a %s value, so its type widens from "
-            "%s to %s. A target that cannot change a column's type (such as "
-            "MeltanoLabs target-postgres) refuses this or narrows the value: pin the "
-            'column with the column_types setting, e.g. {"%s": {"%s": "%s"}}.',
-            self.name,
-            member,
-            name,
-            classify(value).value,
-            old_type.value,
-            new_type.value,
-            self.name,
-            name,
-            new_type.value,
-        )
-        self._set_property(
-            name, property_schema(new_type, old_schema.get("description", name))
-        )
-        if self._lines is not None:
-            self._lines.flush()
-        self._write_schema_message()
-        self._remember_types()
-        return CONVERTERS[new_type]
 
-    def preprocess_context(self, context: Context) -> Context:
-        """Before this stream's first SCHEMA message, settle its column types.
+def _convert_each(
+    converters: list[Callable[[str], Any]], names: list[str], row: list[str]
+) -> tuple[list[Any], dict[str, str]]:
+    """Convert a row value by value, keeping the text of values that do not fit."""
+    values: list[Any] = []
+    unfit: dict[str, str] = {}
+    for convert, name, value in zip(converters, names, row, strict=False):
+        if not value:
+            values.append(None)
+            continue
+        try:
+            values.append(convert(value))
+        except ValueError:
+            unfit[name] = value
+            values.append(None)
+    return values, unfit
 
-        A type pinned by the column_types setting wins; else the type this table's
-        columns had in earlier syncs (kept in state), so that a run whose sample
-        types a column differently (all empty, say) changes nothing at the target.
-        """
-        if not self._types_settled:
-            remembered = self.stream_state.get(COLUMN_TYPES_KEY, {})
-            pinned = self.oktopost.pinned_types(self.name)
-            for name, type_name in {**remembered, **pinned}.items():
-                column = self.schema["properties"].get(name)
-                if column is not None and column_type_of(column).value != type_name:
-                    description = column.get("description", name)
-                    self._set_property(
-                        name, property_schema(ColumnType(type_name), description)
-                    )
-            self._types_settled = True
-        return context
 
-    def _remember_types(self) -> None:
-        """Keep the columns' types in state, for the next sync to start from."""
-        remembered = self.stream_state.setdefault(COLUMN_TYPES_KEY, {})
-        for name, column in self.schema["properties"].items():
-            if name not in METADATA_PROPERTIES:
-                remembered[name] = column_type_of(column).value
+def _scan_member(
+    archive: ExportArchive, member: str
+) -> tuple[list[str], list[str], list[ColumnType]]:
+    """Read a whole file for its column names and the types every value fits."""
+    counter = itertools.count()
+    try:
+        with archive.open_member(member) as binary:
+            rows = (row for row in CsvSource(binary).rows if row)
+            header = next(rows, None)
+            if header is None:
+                return [], [], []
+            names = column_names(header)
+            counted = (row for row in rows if next(counter) >= 0)
+            return names, header, infer_types(counted, len(names))
+    except READ_ERRORS as error:
+        raise member_error(archive, member, next(counter), error) from None
 
-    def _set_property(self, name: str, new_schema: dict[str, Any]) -> None:
-        """Change a column's schema everywhere SCHEMA messages are built from.
 
-        Stream maps hold their own copies; a column a map passes through unchanged is
-        changed there too, one a map computes is left to the map.
-        """
-        old_schema = self.schema["properties"].get(name)
-        targets = [self.schema]
-        if self._input_schema is not None and self._input_schema is not self.schema:
-            targets.append(self._input_schema)
-        for stream_map in self.stream_maps:
-            targets.append(stream_map.raw_schema)
-            mapped = stream_map.transformed_schema.get("properties", {})
-            if mapped.get(name) == old_schema and (
-                name in mapped or isinstance(stream_map, SameRecordTransform)
-            ):
-                targets.append(stream_map.transformed_schema)
-        for target in targets:
-            target.setdefault("properties", {})[name] = copy.deepcopy(new_schema)
+def member_error(
+    archive: ExportArchive, member: str, rows_read: int, error: Exception
+) -> OktopostError:
+    """Name the export, file and row where a damaged or unreadable file broke off."""
+    return OktopostError(
+        f"Export {archive.run.export_id}, file {member}, after data row "
+        f"{rows_read}: {type(error).__name__}: {error}"
+    )

@@ -32,13 +32,15 @@ from tap_oktopost.csv_data import (
 )
 from tap_oktopost.download import ArchiveStore, ExportArchive
 from tap_oktopost.exports import ExportRun
+from tap_oktopost.ledger import EXPORTS_STREAM, RunLedger, read_bookmarks
+from tap_oktopost.runs import SyncPlan
 from tap_oktopost.streams import (
     ActiveExportStream,
     ExportFileStream,
     ExportListStream,
     OktopostStream,
-    loaded_runs,
 )
+from tap_oktopost.type_policy import KEEP, TYPING_POLICIES
 
 if TYPE_CHECKING:
     from singer_sdk import Stream
@@ -124,6 +126,18 @@ class TapOktopost(Tap):
                 "Stream name -> column name -> one of "
                 f"{', '.join(TYPE_NAMES)}: replaces the inferred type, for a column "
                 "whose values vary (a target that cannot alter columns needs this)"
+            ),
+        ),
+        th.Property(
+            "column_typing",
+            th.StringType(allowed_values=TYPING_POLICIES),
+            default=KEEP,
+            title="Column Typing",
+            description=(
+                "What a CSV column's type does when a later value does not fit it: "
+                "keep (the column keeps the type its table has; the value goes to "
+                "_sdc_unfit_values as text), widen (the column's type widens, for "
+                "targets that alter columns), or text (every CSV column is text)"
             ),
         ),
         th.Property(
@@ -229,19 +243,43 @@ class TapOktopost(Tap):
         return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
     @cached_property
-    def runs(self) -> dict[str, ExportRun]:
-        """The latest detail fetched for each export, with its signed link."""
-        return {}
+    def ledger(self) -> RunLedger:
+        """The bookmarks: read from the input state, written as STATE messages."""
+        exports = self.streams[EXPORTS_STREAM]
+        return RunLedger(
+            partition=lambda export_id: exports.get_context_state({"Id": export_id}),
+            flush=lambda: self.state_writer.write_state(self.state),
+            initial=self.initial_state,
+        )
 
     @cached_property
-    def failures(self) -> dict[str, str]:
-        """Exports that could not be loaded this sync: the sync fails at its end."""
-        return {}
+    def sync_plan(self) -> SyncPlan:
+        """The runs this sync loads, downloaded and typed before any CSV SCHEMA."""
+        plan = SyncPlan(
+            ledger=self.ledger,
+            archives=self.archives,
+            fetch_run=self.export_run,
+            logger=self.logger,
+        )
+        tables = [
+            stream
+            for stream in self.streams.values()
+            if isinstance(stream, ExportFileStream)
+        ]
+        selected = [stream for stream in tables if stream.selected]
+        plan.prepare(
+            self.export_ids,
+            selected_tables={stream.name for stream in selected},
+            known_tables={stream.name for stream in tables},
+        )
+        for stream in selected:
+            stream.settle_schema(plan)
+        return plan
 
-    def record_failure(self, export_id: str, error: Exception) -> None:
-        """Note an export that failed; the others load before the sync fails."""
-        self.logger.error("%s", error)
-        self.failures.setdefault(export_id, str(error))
+    @property
+    def column_typing(self) -> str:
+        """The column_typing setting."""
+        return str(self.config.get("column_typing", KEEP))
 
     @cached_property
     def export_ids(self) -> list[str]:
@@ -260,9 +298,7 @@ class TapOktopost(Tap):
 
     def export_run(self, export_id: str) -> ExportRun:
         """Fetch an export's detail: its last run and a fresh link to its file."""
-        run = ExportRun.from_detail(export_id, self.client.get_export(export_id))
-        self.runs[run.export_id] = run
-        return run
+        return ExportRun.from_detail(export_id, self.client.get_export(export_id))
 
     def discover_streams(self) -> list[Stream]:
         """Give the two metadata streams and one stream per CSV file name."""
@@ -291,14 +327,16 @@ class TapOktopost(Tap):
     def _file_streams_from_archives(self) -> list[ExportFileStream]:
         """Read each active export's archive: headers name columns, rows type them."""
         shapes: dict[str, TableShape] = {}
-        loaded = loaded_runs(self.initial_state)
+        bookmarks = read_bookmarks(self.initial_state)
         for export_id in self.export_ids:
             try:
                 run = self.export_run(export_id)
                 if run.run_at is None:
                     self.logger.info("Export %s has not run yet: no files", export_id)
                     continue
-                if run.run_at == loaded.get(export_id):
+                if export_id in bookmarks and bookmarks[export_id].is_complete(
+                    run.run_at
+                ):
                     continue  # a sync given this state has nothing of it to load
                 archive = self.archives.archive(run, headers_only=True)
                 try:
@@ -326,18 +364,16 @@ class TapOktopost(Tap):
         """Add the columns and sample types of an archive's CSV files."""
         for name, members in archive.tables.items():
             for member in members:
-                with archive.open_member(member) as binary:
-                    rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
-                    try:
+                try:
+                    with archive.open_member(member) as binary:
+                        rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
                         header = next((row for row in rows if row), None)
                         if header is not None:
                             shape = shapes.setdefault(name, TableShape())
                             shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
-                    except READ_ERRORS as error:
-                        message = (
-                            f"Export {archive.run.export_id}, file {member}: {error}"
-                        )
-                        raise OktopostError(message) from None
+                except READ_ERRORS as error:
+                    message = f"Export {archive.run.export_id}, file {member}: {error}"
+                    raise OktopostError(message) from None
 
     def pinned_types(self, stream_name: str) -> dict[str, str]:
         """Give the column types the column_types setting fixes for a stream."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tap_oktopost.ledger import read_bookmarks
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
 TAP = [sys.executable, "-m", "tap_oktopost"]
@@ -68,16 +69,9 @@ class TapRun:
         return states[-1] if states else {}
 
     def bookmark(self, export_id: str) -> str | None:
-        partitions = (
-            self.final_state.get("bookmarks", {})
-            .get("active_export_metadata", {})
-            .get("partitions", [])
-        )
-        for partition in partitions:
-            if partition["context"] == {"Id": export_id}:
-                value = partition.get("replication_key_value")
-                return str(value) if value else None
-        return None
+        """The run of the export whose detail and selected tables all went out."""
+        bookmark = read_bookmarks(self.final_state).get(export_id)
+        return bookmark.run if bookmark else None
 
 
 def run_tap(

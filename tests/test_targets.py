@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from tap_oktopost.csv_data import DEFAULT_KEY
+from tap_oktopost.ledger import read_bookmarks
 from tests.conftest import config_for, csv_text, run_tap
 from tests.oktopost_stand_in import (
     OktopostStandIn,
@@ -228,10 +229,10 @@ class Project:
 
     def bookmarks(self, target: str) -> dict[str, str | None]:
         """Export id -> the LastRunDate of its last loaded run, from Meltano's state."""
-        partitions = self.state(target)["bookmarks"]["active_export_metadata"][
-            "partitions"
-        ]
-        return {p["context"]["Id"]: p.get("replication_key_value") for p in partitions}
+        return {
+            export_id: bookmark.run
+            for export_id, bookmark in read_bookmarks(self.state(target)).items()
+        }
 
 
 @pytest.fixture

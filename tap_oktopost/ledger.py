@@ -1,0 +1,131 @@
+"""Which export runs each table has received: the tap's bookmarks, in one place.
+
+Oktopost serves only an export's newest run, so a run is the unit of loading. The
+state keeps one entry per export, a partition `{"Id": ...}` of the detail stream:
+
+    {"context": {"Id": "032..."},
+     "run": "2026-11-27T10:00:00+00:00",
+     "tables": {"posts": "2026-11-27T10:00:00+00:00", "campaigns": null}}
+
+`run` is the run whose detail record and selected tables all went out; `tables` maps
+every table of that run to the run it last received (null: never, because it was
+deselected or not yet in the catalog), so a table selected later still gets the run.
+State written by earlier versions (`replication_key_value` alone) reads as a run
+every table received.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Mapping
+
+EXPORTS_STREAM = "active_export_metadata"
+"""The stream whose state partitions hold the bookmarks."""
+
+
+@dataclass
+class ExportBookmark:
+    """One export's bookmark: its loaded run, and the run each table received."""
+
+    run: str | None = None
+    tables: dict[str, str | None] = field(default_factory=dict)
+
+    def tables_due(
+        self, run_at: str, in_run: Iterable[str], selected: Collection[str]
+    ) -> list[str]:
+        """Give the selected tables of the run that have not received it."""
+        return sorted(
+            table
+            for table in in_run
+            if table in selected and self.tables.get(table) != run_at
+        )
+
+    def is_complete(self, run_at: str) -> bool:
+        """Say whether every table of the run received it."""
+        return self.run == run_at and all(
+            received == run_at for received in self.tables.values()
+        )
+
+    def needs_archive(self, run_at: str, selected: Collection[str]) -> bool:
+        """Say whether the run's archive holds anything still to send."""
+        if self.run != run_at:
+            return True
+        return bool(self.tables_due(run_at, self.tables, selected))
+
+
+def read_bookmarks(state: Mapping[str, Any] | None) -> dict[str, ExportBookmark]:
+    """Read every export's bookmark from a tap state; the one reader of the layout."""
+    bookmarks = (state or {}).get("bookmarks")
+    stream_state = bookmarks.get(EXPORTS_STREAM) if isinstance(bookmarks, dict) else {}
+    partitions = (
+        stream_state.get("partitions") if isinstance(stream_state, dict) else []
+    )
+    found = {}
+    for partition in partitions if isinstance(partitions, list) else []:
+        context = partition.get("context") if isinstance(partition, dict) else None
+        if not isinstance(context, dict) or "Id" not in context:
+            continue
+        found[str(context["Id"])] = _bookmark_of(partition)
+    return found
+
+
+def _bookmark_of(partition: Mapping[str, Any]) -> ExportBookmark:
+    if "run" in partition:
+        tables = partition.get("tables")
+        return ExportBookmark(
+            run=partition["run"] or None,
+            tables=dict(tables) if isinstance(tables, dict) else {},
+        )
+    legacy = partition.get("replication_key_value")
+    return ExportBookmark(run=str(legacy) if legacy else None)
+
+
+class RunLedger:
+    """Moves bookmarks only after the messages they vouch for are out.
+
+    `partition` gives the writable state partition of an export, `flush` writes a
+    STATE message when the state changed.
+    """
+
+    def __init__(
+        self,
+        partition: Callable[[str], dict[str, Any]],
+        flush: Callable[[], None],
+        initial: Mapping[str, Any] | None,
+    ) -> None:
+        self.partition = partition
+        self.flush = flush
+        self.bookmarks = read_bookmarks(initial)
+
+    def bookmark(self, export_id: str) -> ExportBookmark:
+        """Give an export's bookmark (empty for an export never loaded)."""
+        return self.bookmarks.setdefault(export_id, ExportBookmark())
+
+    def table_received(self, export_id: str, table: str, run_at: str) -> None:
+        """Note that every row of a table in the run went out."""
+        bookmark = self.bookmark(export_id)
+        bookmark.tables[table] = run_at
+        self._write(export_id, bookmark)
+
+    def run_received(
+        self, export_id: str, run_at: str, tables_in_run: Iterable[str]
+    ) -> None:
+        """Note that the run's detail record and every selected table went out."""
+        bookmark = self.bookmark(export_id)
+        bookmark.run = run_at
+        bookmark.tables = {
+            table: run_at if bookmark.tables.get(table) == run_at else None
+            for table in sorted(tables_in_run)
+        }
+        self._write(export_id, bookmark)
+
+    def _write(self, export_id: str, bookmark: ExportBookmark) -> None:
+        partition = self.partition(export_id)
+        partition.pop("replication_key", None)
+        partition.pop("replication_key_value", None)
+        partition["run"] = bookmark.run
+        partition["tables"] = dict(bookmark.tables)
+        self.flush()
