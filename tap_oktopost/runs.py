@@ -85,11 +85,11 @@ class SyncPlan:
             self.logger.info("Export %s has not run yet: no files", export_id)
             return RunLoad(run, moves_bookmark=False)
         bookmark = self.ledger.bookmark(export_id)
-        if not selected_tables:
-            return RunLoad(run, moves_bookmark=False)
         if not bookmark.needs_archive(run.run_at, selected_tables):
             self.logger.info("Export %s: run %s is loaded", export_id, run.run_at)
             return None
+        if not selected_tables:
+            return RunLoad(run, moves_bookmark=False)
         try:
             archive = self.archives.archive(run)
         except NotCsvExportError as error:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 
 from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.tap import TapOktopost
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
 TAP = [sys.executable, "-m", "tap_oktopost"]
@@ -117,6 +121,57 @@ def run_tap(
     if check and done.returncode != 0:
         pytest.fail(f"tap exited {done.returncode}:\n{done.stderr[-3000:]}")
     return run
+
+
+class _LogLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+def sync_in_process(
+    config: dict[str, Any],
+    *,
+    state: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+) -> TapRun:
+    """Sync as the command line does, in this process: the fast way to test a sync.
+
+    `stderr` holds the log lines; `returncode` is 1 when the sync raised.
+    """
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)
+    logs = _LogLines()
+    root = logging.getLogger()
+    root.addHandler(logs)
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    returncode = 0
+    try:
+        with contextlib.redirect_stdout(stdout):
+            tap = TapOktopost(
+                config=config, state=copy.deepcopy(state), catalog=catalog
+            )
+            try:
+                tap.sync_all()
+            except Exception as error:
+                logs.lines.append(f"ERROR {type(error).__name__}: {error}")
+                returncode = 1
+    finally:
+        root.removeHandler(logs)
+        root.setLevel(level)
+    text = stdout.buffer.getvalue().decode()
+    run = TapRun(returncode, text, "\n".join(logs.lines))
+    run.messages = [json.loads(line) for line in text.splitlines() if line]
+    return run
+
+
+def discover_in_process(config: dict[str, Any]) -> dict[str, Any]:
+    """The catalog `--discover` prints, found in this process."""
+    catalog: dict[str, Any] = TapOktopost(config=config).catalog_dict
+    return copy.deepcopy(catalog)
 
 
 def deselect(catalog: dict[str, Any], stream: str, *breadcrumb: str) -> None:

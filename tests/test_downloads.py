@@ -62,12 +62,13 @@ def test_discovery_reads_a_sliver_of_the_archive_through_range(
     assert big.bytes_served == archive_bytes
     records = run.records("posts")
     assert len(records) == ROWS
-    assert records[0]["clicks"] == int(records[0]["clicks"])
+    # The sample said integer; the whole file says text, before the first SCHEMA.
+    assert records[0]["clicks"] == str(int(records[0]["clicks"]))
     assert records[-5]["clicks"] == "n/a"
-    assert run.schemas("posts")[-1]["properties"]["clicks"]["type"] == [
-        "string",
-        "null",
-    ]
+    assert {
+        tuple(schema["properties"]["clicks"]["type"])
+        for schema in run.schemas("posts")
+    } == {("string", "null")}
 
 
 def test_without_range_discovery_downloads_once_for_the_whole_sync(
@@ -115,6 +116,7 @@ def test_lean_records_equal_the_sdk_path(
         "_sdc_row_number": 2,
         "_sdc_export_run_at": "2026-11-27T10:00:00+00:00",
         "_sdc_extra": None,
+        "_sdc_unfit_values": None,
     }
 
 
