@@ -66,8 +66,7 @@ def test_discovery_reads_a_sliver_of_the_archive_through_range(
     assert records[0]["clicks"] == str(int(records[0]["clicks"]))
     assert records[-5]["clicks"] == "n/a"
     assert {
-        tuple(schema["properties"]["clicks"]["type"])
-        for schema in run.schemas("posts")
+        tuple(schema["properties"]["clicks"]["type"]) for schema in run.schemas("posts")
     } == {("string", "null")}
 
 
