@@ -120,7 +120,8 @@ def retry_wait(
             "over its rate limit to pass"
         )
         return rate_limit_wait, reason
-    ceiling = min(2.0**attempt, MAX_BACKOFF_SECONDS)
+    # The inner min keeps 2.0**attempt finite for any max_retries setting.
+    ceiling = min(2.0 ** min(attempt, 32), MAX_BACKOFF_SECONDS)
     return jitter(0.0, ceiling), ""
 
 

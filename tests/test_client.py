@@ -34,6 +34,7 @@ from tap_oktopost.client import (
     oktopost_message,
     retry_after_seconds,
     retry_settings,
+    retry_wait,
     retrying,
     storage_session,
     storage_status_error,
@@ -267,6 +268,14 @@ def test_backoff_jitter_stays_within_each_ceiling(clock: FakeClock) -> None:
         0 <= wait <= top for wait, top in zip(clock.slept, ceilings, strict=True)
     )
     assert len(set(clock.slept)) == 9
+
+
+def test_the_backoff_ceiling_holds_for_any_number_of_retries() -> None:
+    error = RetriableOktopostError("flaky")
+
+    wait, _ = retry_wait(error, 5000, rate_limit_wait=900, jitter=lambda lo, hi: hi)
+
+    assert wait == MAX_BACKOFF_SECONDS
 
 
 def test_a_503_with_retry_after_waits_as_asked(
