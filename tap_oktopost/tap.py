@@ -8,7 +8,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
-from requests.auth import HTTPBasicAuth
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -21,6 +20,7 @@ from tap_oktopost.client import (
     US_BASE_URL,
     OktopostClient,
     OktopostError,
+    retry_settings,
 )
 from tap_oktopost.csv_data import (
     DEFAULT_KEY,
@@ -213,11 +213,7 @@ class TapOktopost(Tap):
     @cached_property
     def client(self) -> OktopostClient:
         """The API client, made on first use: discovery may run before any call."""
-        return OktopostClient(
-            self.config.get("base_url", US_BASE_URL),
-            HTTPBasicAuth(self.config["account_id"], self.config["api_key"]),
-            **self._retry_settings,
-        )
+        return OktopostClient.from_config(self.config, self.logger)
 
     @cached_property
     def archives(self) -> ArchiveStore:
@@ -230,12 +226,7 @@ class TapOktopost(Tap):
 
     @property
     def _retry_settings(self) -> dict[str, Any]:
-        return {
-            "timeout": self.config.get("request_timeout", 300),
-            "max_retries": self.config.get("max_retries", 5),
-            "rate_limit_wait": self.config.get("rate_limit_wait_seconds", 900),
-            "logger": self.logger,
-        }
+        return {**retry_settings(self.config), "logger": self.logger}
 
     @cached_property
     def sync_timestamp(self) -> str:
