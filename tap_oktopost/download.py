@@ -2,28 +2,36 @@
 
 A signed link is a credential: it is sent with no `Authorization` header (object
 stores refuse a second auth method), never logged with its query string, and never
-stored. Archives are streamed to a private temporary folder and read from there, so an
-export of any size costs disk, not memory; members are read in place, never extracted.
+stored. Archives are streamed to a private temporary folder, under names of the tap's
+own, and read from there, so an export of any size costs disk, not memory; members are
+read in place, never extracted (see `tap_oktopost.archive`).
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import re
 import shutil
 import tempfile
 import weakref
-import zipfile
 from http import HTTPStatus
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
+from tap_oktopost.archive import (
+    QUIET_REASONS,
+    ZIP_ERRORS,
+    ExportArchive,
+    NotCsvExportError,
+    UnloadableExportError,
+    printable,
+)
 from tap_oktopost.client import OktopostError, RetriableOktopostError, retrying
-from tap_oktopost.csv_data import table_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,17 +39,41 @@ if TYPE_CHECKING:
     from tap_oktopost.exports import ExportRun
 
 CHUNK_BYTES = 1024 * 1024
-MAX_COMPRESSION_RATIO = 1000
-"""CSV deflates 5 to 50 times; a large member past this ratio is a zip bomb."""
-RATIO_CHECK_BYTES = 10 * 1024 * 1024
-_TOTAL_SIZE = re.compile(r"/([0-9]+)\s*$")
+_HEAD_RANGE = re.compile(r"bytes\s+0-([0-9]+)/([0-9]+)")
 _FILE_KINDS = {b"%PDF": "a PDF report", b"\xd0\xcf\x11\xe0": "an Office report"}
+_BAD_LINK = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.URLRequired,
+    requests.exceptions.InvalidHeader,
+)
+T = TypeVar("T")
+__all__ = [
+    "ArchiveReadError",
+    "ArchiveStore",
+    "ExportArchive",
+    "NotCsvExportError",
+    "RangeReadError",
+    "RemoteFile",
+    "RetriableDownloadError",
+    "UnloadableExportError",
+    "redact",
+]
 
 
 def redact(link: str) -> str:
     """Show a link without its query string, where the signature lives."""
-    parts = urlsplit(link)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    try:
+        parts = urlsplit(link)
+    except ValueError:
+        return "a link that is not a URL"
+    return printable(f"{parts.scheme}://{parts.netloc}{parts.path}")
+
+
+def retriable(status: int) -> bool:
+    """Say whether storage may answer better later, or with a fresh link."""
+    return status in {403, 408, 429} or status >= HTTPStatus.INTERNAL_SERVER_ERROR
 
 
 class _WithoutQueryStrings(logging.Filter):
@@ -67,25 +99,30 @@ class RetriableDownloadError(RetriableOktopostError):
         super().__init__(f"{message} (retried with a fresh link)")
 
 
-class UnloadableExportError(OktopostError):
-    """An export whose run the tap cannot load; the other exports still load."""
+class RangeReadError(RetriableOktopostError):
+    """One Range request that failed in a way that may pass: retried on its own."""
 
 
-class NotCsvExportError(UnloadableExportError):
-    """A run whose file holds no CSV data (a report): nothing there to load, ever."""
+class ArchiveReadError(OktopostError):
+    """Part of an archive that storage would not give, even after retries."""
 
 
 class RemoteFile(io.RawIOBase):
-    """A file on object storage, read through HTTP Range requests a block at a time.
+    """A file on object storage, read through HTTP Range requests.
 
     `zipfile` reads an archive's central directory from its end and each member
     from its offset, so discovery reads the few blocks it needs, not the archive.
     The first request brings a larger head: the first member's start, where the
-    sample rows are.
+    sample rows are. A read gives every byte asked for, fetching the blocks it spans
+    (missing neighbours in one request), as `zipfile` takes a short read for a
+    truncated archive. Each request is retried on its own, and a refused (expired)
+    link is replaced by a fresh one before the next try.
     """
 
     HEAD_BYTES = 64 * 1024
     BLOCK_BYTES = 16 * 1024
+    CACHE_BYTES = 8 * 1024 * 1024
+    """Blocks kept for rereads: headers are read twice, the central directory once."""
 
     def __init__(
         self,
@@ -93,16 +130,23 @@ class RemoteFile(io.RawIOBase):
         link: str,
         size: int,
         *,
-        timeout: float,
         head: bytes,
+        timeout: float,
+        where: str,
+        retry: Callable[[Callable[[], bytes]], bytes],
+        relink: Callable[[], str],
     ) -> None:
         self.session = session
         self.link = link
         self.size = size
-        self.timeout = timeout
         self.head = head
+        self.timeout = timeout
+        self.where = where
+        self.retry = retry
+        self.relink = relink
         self.position = 0
         self.blocks: dict[int, bytes] = {}
+        self._link_refused = False
 
     def readable(self) -> bool:
         """Say it can be read."""
@@ -123,18 +167,24 @@ class RemoteFile(io.RawIOBase):
         return self.position
 
     def read(self, size: int | None = -1) -> bytes:
-        """Read up to `size` bytes, at most to the end of the current block."""
+        """Read `size` bytes, or to the end of the file: fewer only at its end."""
         left = self.size - self.position
         size = left if size is None or size < 0 else min(size, left)
         if size <= 0:
             return b""
-        if self.position < len(self.head):
-            data = self.head[self.position : self.position + size]
-        else:
-            index, start = divmod(self.position, self.BLOCK_BYTES)
-            data = self._block(index)[start : start + size]
-        self.position += len(data)
-        return data
+        start, end = self.position, self.position + size
+        pieces = [self.head[start:end]] if start < len(self.head) else []
+        from_blocks = max(start, len(self.head))
+        if from_blocks < end:
+            first, last = from_blocks // self.BLOCK_BYTES, (end - 1) // self.BLOCK_BYTES
+            self._load(first, last)
+            for index in range(first, last + 1):
+                offset = index * self.BLOCK_BYTES
+                block = self.blocks[index]
+                pieces.append(block[max(from_blocks - offset, 0) : end - offset])
+            self._trim_cache()
+        self.position = end
+        return b"".join(pieces)
 
     def readinto(self, buffer: Any) -> int:
         """Read into a buffer, as `io.RawIOBase` does."""
@@ -142,84 +192,71 @@ class RemoteFile(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def _block(self, index: int) -> bytes:
-        if index not in self.blocks:
-            first = index * self.BLOCK_BYTES
-            last = min(first + self.BLOCK_BYTES, self.size) - 1
-            where = f"reading {redact(self.link)}"
-            try:
-                got = self.session.get(
-                    self.link,
-                    headers={"Range": f"bytes={first}-{last}"},
-                    timeout=self.timeout,
-                )
-            except requests.RequestException as error:
-                message = f"{where}: {type(error).__name__}"
-                raise RetriableDownloadError(message) from None
-            partial = got.status_code == HTTPStatus.PARTIAL_CONTENT
-            if not partial or len(got.content) != last - first + 1:
-                message = f"{where}: HTTP {got.status_code} to a Range request"
-                raise RetriableDownloadError(message)
-            self.blocks[index] = got.content
-        return self.blocks[index]
+    def _load(self, first: int, last: int) -> None:
+        """Fetch the missing blocks from `first` to `last`, a run of them at a time."""
+        index = first
+        while index <= last:
+            if index in self.blocks:
+                index += 1
+                continue
+            run_end = index
+            while run_end < last and run_end + 1 not in self.blocks:
+                run_end += 1
+            self._fetch(index, run_end)
+            index = run_end + 1
 
+    def _fetch(self, first: int, last: int) -> None:
+        start = first * self.BLOCK_BYTES
+        end = min((last + 1) * self.BLOCK_BYTES, self.size)
+        try:
+            data = self.retry(lambda: self._get(start, end - 1))
+        except RetriableOktopostError as error:
+            message = f"{error}; still failing after retries"
+            raise ArchiveReadError(message) from None
+        for index in range(first, last + 1):
+            offset = index * self.BLOCK_BYTES - start
+            self.blocks[index] = data[offset : offset + self.BLOCK_BYTES]
 
-class ExportArchive:
-    """A ZIP archive of one export run, read member by member.
+    def _get(self, first: int, last: int) -> bytes:
+        """One Range request for bytes `first` to `last`, both included."""
+        if self._link_refused:
+            self.link = self.relink()
+            self._link_refused = False
+        asked = f"bytes {first}-{last}"
+        try:
+            with self.session.get(
+                self.link,
+                headers={"Range": f"bytes={first}-{last}"},
+                timeout=self.timeout,
+                stream=True,
+            ) as got:
+                status = got.status_code
+                data = got.content if status == HTTPStatus.PARTIAL_CONTENT else b""
+        except requests.RequestException as error:
+            message = f"{self.where}, {asked}: {type(error).__name__}"
+            raise RangeReadError(message) from None
+        if status == HTTPStatus.PARTIAL_CONTENT and len(data) == last - first + 1:
+            return data
+        message = f"{self.where}, {asked}: HTTP {status}"
+        if status == HTTPStatus.PARTIAL_CONTENT:
+            message = f"{message} with {len(data)} bytes"
+        if status == HTTPStatus.FORBIDDEN:
+            self._link_refused = True
+        if status == HTTPStatus.PARTIAL_CONTENT or retriable(status):
+            raise RangeReadError(message)
+        raise ArchiveReadError(f"{message} to a Range request")
 
-    Downloaded to a file for the sync; for discovery, possibly a `RemoteFile`.
-    """
-
-    def __init__(self, run: ExportRun, source: Path | RemoteFile) -> None:
-        self.run = run
-        self.path = source if isinstance(source, Path) else None
-        self.zip_file = zipfile.ZipFile(source)
-        self.tables: dict[str, list[str]] = {}
-        for info in self.zip_file.infolist():
-            name = None if info.is_dir() else table_name(info.filename)
-            if name:
-                self.tables.setdefault(name, []).append(info.filename)
-
-    def open_member(self, member: str) -> IO[bytes]:
-        """Open one member for streaming reads."""
-        return self.zip_file.open(member)
-
-    def check_limits(self, max_uncompressed_bytes: int) -> None:
-        """Refuse an archive that would inflate past the limits (a zip bomb)."""
-        members = [
-            info
-            for name in self.tables.values()
-            for info in map(self.zip_file.getinfo, name)
-        ]
-        total = sum(info.file_size for info in members)
-        where = f"Export {self.run.export_id} ({self.run.export_type})"
-        if total > max_uncompressed_bytes:
-            message = (
-                f"{where}: its CSV files hold {total} bytes uncompressed, over the "
-                f"max_uncompressed_bytes setting ({max_uncompressed_bytes})"
-            )
-            raise UnloadableExportError(message)
-        for info in members:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > RATIO_CHECK_BYTES and ratio > MAX_COMPRESSION_RATIO:
-                message = (
-                    f"{where}: {info.filename} inflates {ratio:.0f} times, over the "
-                    f"limit of {MAX_COMPRESSION_RATIO}: refusing a likely zip bomb"
-                )
-                raise UnloadableExportError(message)
-
-    def delete(self) -> None:
-        """Close the archive and remove its file, if it has one."""
-        self.zip_file.close()
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+    def _trim_cache(self) -> None:
+        while len(self.blocks) * self.BLOCK_BYTES > self.CACHE_BYTES:
+            del self.blocks[next(iter(self.blocks))]
 
 
 class ArchiveStore:
     """Downloads each export run's archive once per process and hands it out.
 
     Discovery and the sync share one store, so a run downloaded to read its headers is
-    not downloaded again to read its rows.
+    not downloaded again to read its rows. Whatever goes wrong, `archive` raises an
+    `OktopostError` naming the export, with no chained cause quoting a signed link.
     """
 
     def __init__(
@@ -244,6 +281,7 @@ class ArchiveStore:
         # encoding of them.
         self.session.headers["Accept-Encoding"] = "identity"
         self._folder: Path | None = None
+        self._file_numbers = itertools.count(1)
         self._archives: dict[str, ExportArchive] = {}
 
     def archive(self, run: ExportRun, *, headers_only: bool = False) -> ExportArchive:
@@ -267,13 +305,9 @@ class ArchiveStore:
                 current = self._fresh_link(run)
                 raise
 
-        archive = retrying(
-            attempt,
-            max_retries=self.max_retries,
-            rate_limit_wait=self.rate_limit_wait,
-            logger=self.logger,
-        )
+        archive = self._retrying(attempt)
         try:
+            self._log_skipped(archive)
             archive.check_limits(self.max_uncompressed_bytes)
             if not archive.tables:
                 message = (
@@ -298,6 +332,27 @@ class ArchiveStore:
         if archive is not None:
             archive.delete()
 
+    def _retrying(self, call: Callable[[], T]) -> T:
+        return retrying(
+            call,
+            max_retries=self.max_retries,
+            rate_limit_wait=self.rate_limit_wait,
+            logger=self.logger,
+        )
+
+    def _log_skipped(self, archive: ExportArchive) -> None:
+        """Say in one line which members are not loaded, and why."""
+        if not archive.skipped:
+            return
+        news = any(reason not in QUIET_REASONS for _, reason in archive.skipped)
+        self.logger.log(
+            logging.WARNING if news else logging.INFO,
+            "Export %s: %d archive member(s) not loaded: %s",
+            archive.run.export_id,
+            len(archive.skipped),
+            archive.skipped_summary(),
+        )
+
     def _fresh_link(self, run: ExportRun) -> ExportRun:
         fresh = self.refresh_run(run.export_id)
         if fresh.run_at != run.run_at or not fresh.link:
@@ -314,9 +369,11 @@ class ArchiveStore:
             message = f"Export {run.export_id} has no file to download"
             raise OktopostError(message)
         where = f"Export {run.export_id}: downloading {redact(run.link)}"
-        path = self._folder_path() / f"{run.export_id}.zip"
         head = {"Range": f"bytes=0-{RemoteFile.HEAD_BYTES - 1}"}
+        written = 0
         try:
+            # A name of the store's own: API data never names a file.
+            path = self._folder_path() / f"run-{next(self._file_numbers)}.zip"
             with self.session.get(
                 run.link,
                 headers=head if ranged else None,
@@ -328,17 +385,28 @@ class ArchiveStore:
                 if got.status_code != HTTPStatus.OK:
                     self._refuse(got.status_code, where)
                 expected = got.headers.get("Content-Length")
-                written = 0
                 with path.open("wb") as file:
                     for chunk in got.iter_content(CHUNK_BYTES):
                         file.write(chunk)
                         written += len(chunk)
+        except _BAD_LINK as error:
+            message = (
+                f"Export {run.export_id}: its LastRunFile is no link the tap can "
+                f"download ({type(error).__name__})"
+            )
+            raise OktopostError(message) from None
+        except requests.TooManyRedirects:
+            message = f"{where}: the storage redirects in a loop"
+            raise OktopostError(message) from None
         except requests.exceptions.ChunkedEncodingError:
             message = f"{where}: the connection closed before the whole file came"
             raise RetriableDownloadError(message) from None
         except requests.RequestException as error:
             message = f"{where}: {type(error).__name__}"
             raise RetriableDownloadError(message) from None
+        except OSError as error:
+            message = f"{where}: cannot write the temporary file ({error.strerror})"
+            raise OktopostError(message) from None
         if expected is not None and expected.isdigit() and written != int(expected):
             message = f"{where}: got {written} of {expected} bytes"
             raise RetriableDownloadError(message)
@@ -349,16 +417,28 @@ class ArchiveStore:
         self, run: ExportRun, got: requests.Response, path: Path
     ) -> ExportArchive:
         """Read the file remotely, or keep it when the first block was all of it."""
-        found = _TOTAL_SIZE.search(got.headers.get("Content-Range", ""))
-        if found is None:
-            message = f"Export {run.export_id}: a Range answer without a total size"
+        found = _HEAD_RANGE.fullmatch(got.headers.get("Content-Range", "").strip())
+        head = got.content
+        if found is None or int(found.group(1)) != len(head) - 1:
+            message = (
+                f"Export {run.export_id}: a Range answer that is not the file's head "
+                "with its total size"
+            )
             raise RetriableDownloadError(message)
-        size, head = int(found.group(1)), got.content
+        size = int(found.group(2))
         if len(head) >= size:
             path.write_bytes(head)
             return self._open(run, path)
+        link = str(run.link)
         remote = RemoteFile(
-            self.session, str(run.link), size, timeout=self.timeout, head=head
+            self.session,
+            link,
+            size,
+            head=head,
+            timeout=self.timeout,
+            where=f"Export {run.export_id}: reading {redact(link)}",
+            retry=self._retrying,
+            relink=lambda: str(self._fresh_link(run).link),
         )
         return self._open(run, remote)
 
@@ -380,8 +460,11 @@ class ArchiveStore:
                 raise NotCsvExportError(message)
             try:
                 return ExportArchive(run, source)
-            except zipfile.BadZipFile as error:
-                message = f"Export {run.export_id}: corrupt ZIP archive ({error})"
+            except ZIP_ERRORS as error:
+                message = (
+                    f"Export {run.export_id}: corrupt ZIP archive "
+                    f"({type(error).__name__}: {error})"
+                )
                 raise RetriableDownloadError(message) from None
         except OktopostError:
             if isinstance(source, Path):
@@ -391,7 +474,7 @@ class ArchiveStore:
     @staticmethod
     def _refuse(status: int, where: str) -> None:
         message = f"{where}: HTTP {status}"
-        if status in {403, 408, 429} or status >= 500:
+        if retriable(status):
             raise RetriableDownloadError(message)
         raise OktopostError(message)
 

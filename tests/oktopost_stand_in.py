@@ -182,6 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
     """Shared plumbing: failure injection, recording, responses with Content-Length."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm the body
+    # waits for the client's delayed ACK of the headers, 40 ms a request.
+    disable_nagle_algorithm = True
     server: _Server
     _error_content_type = "application/json"
 
@@ -441,6 +444,8 @@ class _StorageHandler(_Handler):
                 return
             if byte_range is not None:
                 first, last = byte_range
+                if first > 0 and self._fail_block():
+                    return
                 headers["Content-Range"] = f"bytes {first}-{last}/{total}"
                 status = HTTPStatus.PARTIAL_CONTENT
                 data = data[first : last + 1]
@@ -448,6 +453,26 @@ class _StorageHandler(_Handler):
         self._reply(
             status, data, "application/zip", headers, archive=True, truncate=truncate
         )
+
+    def _fail_block(self) -> bool:
+        """Answer a block request as `fail_next_block` asked; False to serve it."""
+        failure = self.stand_in._take_block_failure()
+        if failure is False:
+            return False
+        if failure is None:  # a connection reset: no answer at all
+            self.stand_in._record(
+                RecordedRequest(
+                    "storage",
+                    self.command,
+                    self.path,
+                    {name.title(): value for name, value in self.headers.items()},
+                    0,
+                )
+            )
+            self.close_connection = True
+        else:
+            self._reply_error(failure)
+        return True
 
 
 class _UnsatisfiableRange(Exception):
@@ -511,6 +536,7 @@ class OktopostStandIn:
         self._exports: dict[str, StandInExport] = {}
         self._failures: list[_Failure] = []
         self._truncations = 0
+        self._block_failures: list[int | None] = []
         self._bytes_served = 0
         self._secret = secrets.token_bytes(32)
         self._servers: list[_Server] = []
@@ -616,6 +642,15 @@ class OktopostStandIn:
         with self._lock:
             self._truncations += times
 
+    def fail_next_block(self, status: int | None, times: int = 1) -> None:
+        """Fail the next `times` Range requests for blocks past the file's head.
+
+        `status` is the HTTP status to answer with; None drops the connection
+        without an answer, as a reset does.
+        """
+        with self._lock:
+            self._block_failures.extend([status] * times)
+
     def reset_log(self) -> None:
         """Forget requests and the served-byte count, to look at one phase alone."""
         with self._lock:
@@ -651,6 +686,11 @@ class OktopostStandIn:
                         self._failures.remove(failure)
                     return failure
         return None
+
+    def _take_block_failure(self) -> int | bool | None:
+        """The status of the next block failure, None for a reset, False for none."""
+        with self._lock:
+            return self._block_failures.pop(0) if self._block_failures else False
 
     def _take_truncation(self) -> bool:
         with self._lock:

@@ -1,0 +1,296 @@
+"""Which members of an export's ZIP archive are tables, and reading them safely.
+
+An archive holds what Oktopost, or whoever repacked it, put there: CSV files, but also
+macOS metadata, hidden files, empty files, reports, or another ZIP archive. Only CSV
+files with data become table members; every other member is listed with the reason
+it is not loaded, so a user can see what the tap left out and why.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
+
+from tap_oktopost.client import OktopostError
+from tap_oktopost.csv_data import table_name
+
+if TYPE_CHECKING:
+    from tap_oktopost.exports import ExportRun
+
+MAX_COMPRESSION_RATIO = 1000
+"""CSV deflates 5 to 50 times; a large member past this ratio is a zip bomb."""
+RATIO_CHECK_BYTES = 10 * 1024 * 1024
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    struct.error,
+)
+"""What `zipfile` raises on a damaged or unusual archive.
+
+Bad headers and CRCs (BadZipFile), broken deflate data (zlib.error, EOFError), names
+that are not UTF-8 (ValueError), encryption (RuntimeError), unknown compression
+methods (NotImplementedError), fields cut short (struct.error).
+"""
+READABLE_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+_ENCRYPTED = 0x1
+_PATH_PARTS = re.compile(r"[/\\]")
+EMPTY = "empty file"
+NOT_CSV = "not a CSV file"
+MACOS_METADATA = "macOS metadata"
+HIDDEN = "hidden file"
+NO_TABLE_NAME = "no letter or digit in its name to name a table after"
+QUIET_REASONS = frozenset({NOT_CSV, MACOS_METADATA, HIDDEN})
+"""Reasons that are no news: files no export's data is in."""
+
+
+class SeekableBytes(Protocol):
+    """What `zipfile` reads an archive from: a file, or a `RemoteFile`."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        """Move the read position."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Read bytes from the read position."""
+
+    def tell(self) -> int:
+        """Give the read position."""
+
+
+class UnloadableExportError(OktopostError):
+    """An export whose run the tap cannot load; the other exports still load."""
+
+
+class NotCsvExportError(UnloadableExportError):
+    """A run whose file holds no CSV data (a report): nothing there to load, ever."""
+
+
+class DamagedArchiveError(OktopostError):
+    """An archive, or a part of it, that cannot be read as stored."""
+
+
+class DamagedMemberError(DamagedArchiveError, zipfile.BadZipFile):
+    """A member that cannot be read: a bad CRC, broken compressed data.
+
+    Also a `zipfile.BadZipFile`, so code reading rows catches it with the other read
+    errors, and code around that catches it as an `OktopostError` naming the export.
+    """
+
+
+def printable(text: str) -> str:
+    """Escape control characters and newlines, so a name keeps a log line one line."""
+    return "".join(
+        character if character.isprintable() else repr(character)[1:-1]
+        for character in text
+    )
+
+
+def is_zip(member_path: str) -> bool:
+    """Say whether a member's name says it is a ZIP archive."""
+    return member_path.lower().endswith(".zip")
+
+
+def skip_reason(info: zipfile.ZipInfo) -> str | None:
+    """Say why a member is not loaded; None for a CSV file with data, or a ZIP.
+
+    A CSV file whose name makes no table name is told by `table_name` alone.
+    """
+    return _name_reason(info.filename) or _content_reason(info)
+
+
+def _name_reason(name: str) -> str | None:
+    parts = _PATH_PARTS.split(name)
+    if "__MACOSX" in parts or parts[-1].startswith("._"):
+        return MACOS_METADATA  # the folder and AppleDouble files macOS zips add
+    if any(part.startswith(".") and part not in {".", ".."} for part in parts):
+        return HIDDEN
+    if not name.lower().endswith(".csv") and not is_zip(name):
+        return NOT_CSV
+    return None
+
+
+def _content_reason(info: zipfile.ZipInfo) -> str | None:
+    if info.flag_bits & _ENCRYPTED:
+        return "encrypted"
+    if info.compress_type not in READABLE_METHODS:
+        return f"compressed with method {info.compress_type}, which zipfile lacks"
+    if info.file_size == 0:
+        return EMPTY
+    return None
+
+
+def _ratio(info: zipfile.ZipInfo) -> float:
+    return info.file_size / max(info.compress_size, 1)
+
+
+def _zip_bomb(info: zipfile.ZipInfo) -> bool:
+    return info.file_size > RATIO_CHECK_BYTES and _ratio(info) > MAX_COMPRESSION_RATIO
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A table member and the archive holding it: the export's, or one inside it."""
+
+    info: zipfile.ZipInfo
+    holder: zipfile.ZipFile
+
+
+class _MemberReader(io.RawIOBase):
+    """A member's bytes; a damaged member raises `DamagedMemberError`, naming it."""
+
+    def __init__(self, stream: IO[bytes], where: str) -> None:
+        self.stream = stream
+        self.where = where
+
+    def readable(self) -> bool:
+        """Say it can be read."""
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read as the member's own stream does, naming the member on damage."""
+        try:
+            return self.stream.read(-1 if size is None else size)
+        except ZIP_ERRORS as error:
+            message = f"{self.where}: {type(error).__name__}: {error}"
+            raise DamagedMemberError(message) from None
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into a buffer, as `io.RawIOBase` does."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Close the member's stream too."""
+        self.stream.close()
+        super().close()
+
+
+class ExportArchive:
+    """A ZIP archive of one export run, read member by member.
+
+    Members are read in place, never extracted. A CSV file inside a ZIP member is a
+    member too, named `outer.zip/inner.csv`; it is read through the outer member, so
+    its archive is inflated again for each file in it (fine for the few files such a
+    repacked export holds). Deeper nesting is not read.
+    """
+
+    def __init__(self, run: ExportRun, source: Path | SeekableBytes) -> None:
+        """Open the archive; raises what `zipfile` raises on a damaged one."""
+        self.run = run
+        self.path = source if isinstance(source, Path) else None
+        self.zip_file = zipfile.ZipFile(source)
+        self.tables: dict[str, list[str]] = {}
+        self.skipped: list[tuple[str, str]] = []
+        """Members not loaded, with why: (member, reason)."""
+        self._members: dict[str, _Member] = {}
+        self._nested: list[zipfile.ZipFile] = []
+        try:
+            self._add_members(self.zip_file, "")
+        except BaseException:
+            self._close()
+            raise
+
+    @property
+    def where(self) -> str:
+        """Name the export in messages."""
+        return f"Export {self.run.export_id} ({self.run.export_type})"
+
+    def _add_members(self, holder: zipfile.ZipFile, prefix: str) -> None:
+        for info in holder.infolist():
+            if info.is_dir():
+                continue
+            member = prefix + info.filename
+            reason = skip_reason(info)
+            if reason is None and member in self._members:
+                reason = "a second member of the same name"
+            if reason is None and is_zip(info.filename):
+                if prefix:
+                    reason = "an archive inside an archive inside the export's archive"
+                else:
+                    reason = self._add_nested(info, member)
+            elif reason is None:
+                name = table_name(info.filename)
+                if name is None:
+                    reason = NO_TABLE_NAME
+                else:
+                    self._members[member] = _Member(info, holder)
+                    self.tables.setdefault(name, []).append(member)
+            if reason is not None:
+                self.skipped.append((member, reason))
+
+    def _add_nested(self, info: zipfile.ZipInfo, member: str) -> str | None:
+        """Add the members of a ZIP member; else say why it is not read."""
+        if _zip_bomb(info):
+            return f"inflates {_ratio(info):.0f} times: likely a zip bomb"
+        try:
+            nested = zipfile.ZipFile(self.zip_file.open(info))
+        except ZIP_ERRORS as error:
+            return f"a ZIP archive that cannot be read ({type(error).__name__})"
+        self._nested.append(nested)
+        if not nested.infolist():
+            return "an empty ZIP archive"
+        self._add_members(nested, member + "/")
+        return None
+
+    def open_member(self, member: str) -> IO[bytes]:
+        """Open one table member for streaming reads.
+
+        Raises `DamagedMemberError` when the member cannot be opened or read.
+        """
+        found = self._members[member]
+        where = f"{self.where}, file {printable(member)}"
+        try:
+            stream = found.holder.open(found.info)
+        except ZIP_ERRORS as error:
+            message = f"{where}: {type(error).__name__}: {error}"
+            raise DamagedMemberError(message) from None
+        return cast("IO[bytes]", _MemberReader(stream, where))
+
+    def check_limits(self, max_uncompressed_bytes: int) -> None:
+        """Refuse an archive that would inflate past the limits (a zip bomb)."""
+        members = {m: self._members[m].info for ms in self.tables.values() for m in ms}
+        total = sum(info.file_size for info in members.values())
+        if total > max_uncompressed_bytes:
+            message = (
+                f"{self.where}: its CSV files hold {total} bytes uncompressed, over "
+                f"the max_uncompressed_bytes setting ({max_uncompressed_bytes})"
+            )
+            raise UnloadableExportError(message)
+        for member, info in members.items():
+            if _zip_bomb(info):
+                message = (
+                    f"{self.where}: {printable(member)} inflates {_ratio(info):.0f} "
+                    f"times, over the limit of {MAX_COMPRESSION_RATIO}: refusing a "
+                    "likely zip bomb"
+                )
+                raise UnloadableExportError(message)
+
+    def skipped_summary(self) -> str:
+        """Name the members not loaded and why, on one line."""
+        return "; ".join(
+            f"{printable(member)} ({reason})" for member, reason in self.skipped
+        )
+
+    def delete(self) -> None:
+        """Close the archive and remove its file, if it has one."""
+        self._close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        for nested in self._nested:
+            nested.close()
+        self.zip_file.close()
