@@ -15,6 +15,7 @@ import logging
 import re
 import shutil
 import tempfile
+import time
 import weakref
 from http import HTTPStatus
 from pathlib import Path
@@ -31,7 +32,15 @@ from tap_oktopost.archive import (
     UnloadableExportError,
     printable,
 )
-from tap_oktopost.client import OktopostError, RetriableOktopostError, retrying
+from tap_oktopost.client import (
+    ExpiredLinkError,
+    OktopostError,
+    RetriableOktopostError,
+    retry_after_seconds,
+    retrying,
+    storage_session,
+    storage_status_error,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -69,11 +78,6 @@ def redact(link: str) -> str:
     except ValueError:
         return "a link that is not a URL"
     return printable(f"{parts.scheme}://{parts.netloc}{parts.path}")
-
-
-def retriable(status: int) -> bool:
-    """Say whether storage may answer better later, or with a fresh link."""
-    return status in {403, 408, 429} or status >= HTTPStatus.INTERNAL_SERVER_ERROR
 
 
 class _WithoutQueryStrings(logging.Filter):
@@ -237,14 +241,12 @@ class RemoteFile(io.RawIOBase):
             raise RangeReadError(message) from None
         if status == HTTPStatus.PARTIAL_CONTENT and len(data) == last - first + 1:
             return data
-        message = f"{self.where}, {asked}: HTTP {status}"
         if status == HTTPStatus.PARTIAL_CONTENT:
-            message = f"{message} with {len(data)} bytes"
-        if status == HTTPStatus.FORBIDDEN:
-            self._link_refused = True
-        if status == HTTPStatus.PARTIAL_CONTENT or retriable(status):
+            message = f"{self.where}, {asked}: HTTP {status} with {len(data)} bytes"
             raise RangeReadError(message)
-        raise ArchiveReadError(f"{message} to a Range request")
+        refused = storage_status_error(status, f"{self.where}, {asked}")
+        self._link_refused = isinstance(refused, ExpiredLinkError)
+        raise refused
 
     def _trim_cache(self) -> None:
         while len(self.blocks) * self.BLOCK_BYTES > self.CACHE_BYTES:
@@ -268,6 +270,7 @@ class ArchiveStore:
         rate_limit_wait: float,
         max_uncompressed_bytes: int,
         logger: logging.Logger,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.refresh_run = refresh_run
         self.timeout = timeout
@@ -275,11 +278,8 @@ class ArchiveStore:
         self.rate_limit_wait = rate_limit_wait
         self.max_uncompressed_bytes = max_uncompressed_bytes
         self.logger = logger
-        self.session = requests.Session()
-        self.session.trust_env = False  # no ~/.netrc credentials on a signed link
-        # The archive's own bytes: Content-Length and Range count them, not a gzip
-        # encoding of them.
-        self.session.headers["Accept-Encoding"] = "identity"
+        self.sleep = sleep
+        self.session = storage_session()
         self._folder: Path | None = None
         self._file_numbers = itertools.count(1)
         self._archives: dict[str, ExportArchive] = {}
@@ -338,6 +338,7 @@ class ArchiveStore:
             max_retries=self.max_retries,
             rate_limit_wait=self.rate_limit_wait,
             logger=self.logger,
+            sleep=self.sleep,
         )
 
     def _log_skipped(self, archive: ExportArchive) -> None:
@@ -383,7 +384,11 @@ class ArchiveStore:
                 if got.status_code == HTTPStatus.PARTIAL_CONTENT:
                     return self._open_remote(run, got, path)
                 if got.status_code != HTTPStatus.OK:
-                    self._refuse(got.status_code, where)
+                    retry_after = retry_after_seconds(got.headers.get("Retry-After"))
+                    refused = storage_status_error(got.status_code, where, retry_after)
+                    if isinstance(refused, RetriableOktopostError):
+                        raise RetriableDownloadError(str(refused))
+                    raise refused
                 expected = got.headers.get("Content-Length")
                 with path.open("wb") as file:
                     for chunk in got.iter_content(CHUNK_BYTES):
@@ -470,13 +475,6 @@ class ArchiveStore:
             if isinstance(source, Path):
                 source.unlink(missing_ok=True)
             raise
-
-    @staticmethod
-    def _refuse(status: int, where: str) -> None:
-        message = f"{where}: HTTP {status}"
-        if retriable(status):
-            raise RetriableDownloadError(message)
-        raise OktopostError(message)
 
     def _folder_path(self) -> Path:
         """Make the private folder on first use; it goes when the process ends."""

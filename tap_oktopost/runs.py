@@ -137,11 +137,9 @@ class SyncPlan:
             tables = load.archive.tables if load.archive is not None else ()
             self.ledger.run_received(export_id, load.run.run_at, tables)
 
-    def raise_failures(self) -> None:
-        """End the sync naming every export that failed, once the others loaded."""
-        if self.failures:
-            message = (
-                f"Exports failed: {len(self.failures)}: "
-                f"{'; '.join(self.failures.values())}"
-            )
-            raise OktopostError(message)
+    def failure_summary(self) -> str:
+        """Name every export that failed, for the sync's last line."""
+        return (
+            f"Exports failed ({len(self.failures)}), the others loaded: "
+            f"{'; '.join(self.failures.values())}"
+        )

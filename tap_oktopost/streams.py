@@ -150,8 +150,12 @@ class ActiveExportStream(OktopostStream):
             record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
             yield record
             plan.finish(load.run.export_id)
-        if not context or context == self.partitions[-1]:
-            plan.raise_failures()
+        if plan.failures and (not context or context == self.partitions[-1]):
+            # Each failure was logged as it happened, and the other exports loaded:
+            # exit non-zero without a traceback (SystemExit passes the SDK's
+            # handler of unexpected errors).
+            self.logger.error("%s", plan.failure_summary())
+            raise SystemExit(1)
 
     def generate_child_contexts(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import sys
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -124,8 +125,8 @@ class TapOktopost(Tap):
             title="Column Types",
             description=(
                 "Stream name -> column name -> one of "
-                f"{', '.join(TYPE_NAMES)}: replaces the inferred type, for a column "
-                "whose values vary (a target that cannot alter columns needs this)"
+                f"{', '.join(TYPE_NAMES)}: the column's type, whatever its values; "
+                "a value that does not fit it goes to _sdc_unfit_values as text"
             ),
         ),
         th.Property(
@@ -176,6 +177,7 @@ class TapOktopost(Tap):
     def __init__(self, *, state: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Keep the input state: discovery runs before the SDK loads it."""
         self.initial_state = state if isinstance(state, dict) else {}
+        self._sync_plan: SyncPlan | None = None
         super().__init__(state=state, **kwargs)
 
     @classmethod
@@ -243,9 +245,23 @@ class TapOktopost(Tap):
             initial=self.initial_state,
         )
 
-    @cached_property
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:
+        """Run the command line; a failure the tap explains ends in one ERROR line."""
+        try:
+            super().invoke(**kwargs)
+        except OktopostError as error:
+            cls.logger.error("%s", error)
+            sys.exit(1)
+
+    @property
     def sync_plan(self) -> SyncPlan:
         """The runs this sync loads, downloaded and typed before any CSV SCHEMA."""
+        if self._sync_plan is None:
+            self._sync_plan = self._prepare_sync_plan()
+        return self._sync_plan
+
+    def _prepare_sync_plan(self) -> SyncPlan:
         plan = SyncPlan(
             ledger=self.ledger,
             archives=self.archives,

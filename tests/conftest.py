@@ -156,8 +156,10 @@ def sync_in_process(
             )
             try:
                 tap.sync_all()
+            except SystemExit as exit_:
+                returncode = int(exit_.code or 0)
             except Exception as error:
-                logs.lines.append(f"ERROR {type(error).__name__}: {error}")
+                logs.lines.append(f"Traceback: {type(error).__name__}: {error}")
                 returncode = 1
     finally:
         root.removeHandler(logs)

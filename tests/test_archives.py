@@ -63,6 +63,7 @@ def store_for(stand_in: OktopostStandIn, max_retries: int = 2) -> ArchiveStore:
         rate_limit_wait=0,
         max_uncompressed_bytes=1 << 34,
         logger=logging.getLogger("tests.archives"),
+        sleep=time.sleep,  # the `waits` fixture's recorder
     )
 
 
@@ -305,7 +306,7 @@ def test_a_block_that_keeps_failing_names_the_export(
 
     message = str(raised.value)
     assert message.startswith(f"Export {EXPORT}: reading http://127.0.0.1:")
-    assert "HTTP 500; still failing after retries" in message
+    assert "HTTP 500 from the file storage; still failing after retries" in message
     assert "X-Amz" not in message
     assert raised.value.__cause__ is None
     assert raised.value.__suppress_context__
