@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean postgres postgres-stop bench
+.PHONY: demo test test-fast lint venv clean postgres postgres-stop bench
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ lint: venv
 
 test: lint postgres
 	$(BIN)/pytest
+
+# Unit and in-process tests only: seconds, for the edit-test loop.
+test-fast: venv
+	$(BIN)/pytest -m "not slow"
 
 # The tests' PostgreSQL server on 127.0.0.1:55432 (installs Debian's package as root).
 postgres:

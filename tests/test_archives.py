@@ -29,6 +29,8 @@ from tap_oktopost.exports import ExportRun
 from tests.conftest import config_for, csv_text, run_tap
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
 EXPORT = "032000000000001"
 OTHER = "032000000000002"
 HEAD = RemoteFile.HEAD_BYTES

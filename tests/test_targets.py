@@ -35,6 +35,8 @@ from tests.oktopost_stand_in import (
     make_zip,
 )
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = Path(sys.executable).parent / "meltano"
 LOADERS = ROOT / ".meltano" / "loaders"
