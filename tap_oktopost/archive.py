@@ -134,6 +134,21 @@ def _zip_bomb(info: zipfile.ZipInfo) -> bool:
     return info.file_size > RATIO_CHECK_BYTES and _ratio(info) > MAX_COMPRESSION_RATIO
 
 
+def _compressed_read(stream: IO[bytes], info: zipfile.ZipInfo) -> int:
+    """Give the compressed bytes a member's stream inflated so far.
+
+    zipfile counts `_compress_left` down from the size the central directory
+    claims as it reads ahead; less what its decompressor holds unread, that is what
+    was really inflated, whatever the claim. A Python without that count gives the
+    claim.
+    """
+    left = getattr(stream, "_compress_left", None)
+    if not isinstance(left, int):
+        return info.compress_size
+    unread = getattr(getattr(stream, "_decompressor", None), "unconsumed_tail", b"")
+    return max(info.compress_size - left - len(unread), 1)
+
+
 @dataclass(frozen=True)
 class _Member:
     """A table member and the archive holding it: the export's, or one inside it."""
@@ -207,8 +222,8 @@ class ExportArchive:
     repacked export holds). Deeper nesting is not read.
 
     What members inflate to is counted as they are read, not taken from the central
-    directory: a member past MAX_COMPRESSION_RATIO times its compressed size (once
-    past RATIO_CHECK_BYTES), or the archive's members together past
+    directory: a member past MAX_COMPRESSION_RATIO times the compressed bytes read
+    for it (once past RATIO_CHECK_BYTES), or the archive's members together past
     `max_uncompressed_bytes`, raise `InflationLimitError`. A member read twice counts
     once, as far as it got.
     """
@@ -223,7 +238,6 @@ class ExportArchive:
         self.run = run
         self.path = source if isinstance(source, Path) else None
         self.max_uncompressed_bytes = max_uncompressed_bytes
-        self.size = source.stat().st_size if isinstance(source, Path) else None
         self.zip_file = zipfile.ZipFile(source)
         self._inflated: dict[str, int] = {}
         self._inflated_total = 0
@@ -296,18 +310,17 @@ class ExportArchive:
             failure = DamagedMemberError(message)
         if failure is not None:
             raise failure
-        compressed = found.info.compress_size
-        if self.size is not None:
-            compressed = min(compressed, self.size)  # no larger than the archive
-        ratio_limit = max(RATIO_CHECK_BYTES, compressed * MAX_COMPRESSION_RATIO)
 
         def count(inflated: int) -> None:
-            if inflated > ratio_limit:
-                message = (
-                    f"{where}: inflates past {MAX_COMPRESSION_RATIO} times its "
-                    f"{compressed} compressed bytes: refusing a likely zip bomb"
-                )
-                raise InflationLimitError(message)
+            if inflated > RATIO_CHECK_BYTES:
+                compressed = _compressed_read(stream, found.info)
+                if inflated > compressed * MAX_COMPRESSION_RATIO:
+                    message = (
+                        f"{where}: {compressed} compressed bytes inflated to over "
+                        f"{inflated}, past {MAX_COMPRESSION_RATIO} times: refusing "
+                        "a likely zip bomb"
+                    )
+                    raise InflationLimitError(message)
             self._count_inflated(member, inflated, where)
 
         return cast("IO[bytes]", _MemberReader(stream, where, count))
