@@ -311,7 +311,7 @@ def test_a_block_that_keeps_failing_names_the_export(
     assert "HTTP 500 from the file storage; still failing after retries" in message
     assert "X-Amz" not in message
     assert raised.value.__cause__ is None
-    assert raised.value.__suppress_context__
+    assert raised.value.__context__ is None
 
 
 def test_a_block_refused_for_an_expired_link_is_read_with_a_fresh_one(
