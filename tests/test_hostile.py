@@ -56,6 +56,8 @@ from tests.hostile_server import (
 )
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
 EXPORT = "032000000000777"
 MiB = 1024 * 1024
 RSS_LIMIT_MB = 100
