@@ -22,6 +22,7 @@ from tap_oktopost.csv_data import (
     ROW_NUMBER,
     SOURCE_FILE,
     SYNC_TIMESTAMP,
+    UNFIT_VALUES,
     ColumnType,
     CsvSource,
     classify,
@@ -385,6 +386,7 @@ class ExportFileStream(OktopostStream):
                 SOURCE_FILE: member,
                 EXPORT_RUN_AT: run.run_at,
                 EXTRA_VALUES: None,
+                UNFIT_VALUES: None,
             }
         )
         width = len(names)
