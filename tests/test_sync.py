@@ -137,6 +137,7 @@ def test_rows_are_typed_and_tricky_csv_survives(
         "_sdc_row_number": 1,
         "_sdc_export_run_at": "2026-11-27T00:00:00+00:00",
         "_sdc_extra": None,
+        "_sdc_unfit_values": None,
     }
     assert rows[1]["message"] == TRICKY_MESSAGE
     assert rows[2]["boosted"] is False
