@@ -181,7 +181,9 @@ def meltano_env(database: Path) -> dict[str, str]:
     return env
 
 
-def meltano(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def meltano(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run a Meltano command of the project in its `test` environment."""
     done = subprocess.run(
         [str(MELTANO), "--environment=test", *args],
@@ -192,7 +194,7 @@ def meltano(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         timeout=600,
         check=False,
     )
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         pytest.fail(
             f"meltano {' '.join(args)} exited {done.returncode}:\n{done.stderr[-6000:]}"
         )
@@ -218,7 +220,9 @@ class Project:
     schema: str
     folder: Path
 
-    def run(self, target: str, *options: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, target: str, *options: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """`meltano run tap-oktopost <target>` with this test's state id."""
         return meltano(
             self.env,
@@ -227,6 +231,7 @@ class Project:
             *options,
             "tap-oktopost",
             target,
+            check=check,
         )
 
     def state(self, target: str) -> dict[str, Any]:
@@ -586,6 +591,59 @@ def test_postgres_honours_pins_and_keeps_what_does_not_fit_a_pin(
     assert_rows_hold(loaded, rows, types, {SAMPLE_ROWS + 1: {"clicks": "n/a"}})
 
 
+@pytest.mark.parametrize(
+    ("first", "later", "column_type", "failure", "stored"),
+    [
+        pytest.param(
+            "3", "n/a", "bigint", "Altering columns is not supported", "", id="to-text"
+        ),
+        pytest.param("3", "5.5", "bigint", None, "6", id="to-number"),
+        pytest.param(
+            "2026-11-01",
+            "2026-11-02 10:30:00",
+            "date",
+            None,
+            "2026-11-02",
+            id="to-date-time",
+        ),
+    ],
+)
+def test_postgres_cannot_widen_a_column_so_widen_is_not_for_it(
+    project: Project,
+    first: str,
+    later: str,
+    column_type: str,
+    failure: str | None,
+    stored: str,
+) -> None:
+    """Why `keep` is the default: target-postgres 0.8.1 refuses to change a column
+    to text, and keeps its type, rounding or cutting the value, when the tap widens
+    it to number or date-time."""
+    project.env["TAP_OKTOPOST_COLUMN_TYPING"] = "widen"
+    header = ["Lead ID", "Value"]
+    project.stand_in.add_export(
+        StandInExport(
+            id=LEADS_EXPORT,
+            last_run_date="2026-11-01 10:00:00",
+            archive=leads_run([header, ["0001", first]]),
+        )
+    )
+    project.run("target-postgres")
+    project.stand_in.set_run(
+        LEADS_EXPORT, leads_run([header, ["0002", later]]), "2026-11-02 10:00:00"
+    )
+    second = project.run("target-postgres", check=False)
+
+    assert column_types(project.schema, "leads")["value"] == column_type
+    assert (second.returncode != 0) == bool(failure)
+    assert (failure or "") in second.stderr
+    loaded = sql(
+        'select lead_id, value::text from :"schema".leads order by 1',
+        schema=project.schema,
+    )
+    assert loaded[1:] == ([["0002", stored]] if stored else [])
+
+
 # -- Column types that change within and across syncs, generated ----------------------
 
 DRIFT_EXPORT = "032000000000301"
@@ -918,6 +976,32 @@ def test_jsonl_gets_the_demo_once_then_again_on_full_refresh(demo: Project) -> N
     demo.run("target-jsonl", "--full-refresh")
     third = jsonl_counts(folder)
     assert {stream: third[stream] - second[stream] for stream in third} == DEMO_COUNTS
+
+
+def test_jsonl_gets_unfit_values_as_an_object(project: Project) -> None:
+    header = ["Lead ID", "Clicks"]
+    project.stand_in.add_export(
+        StandInExport(
+            id=LEADS_EXPORT,
+            last_run_date="2026-11-01 10:00:00",
+            archive=leads_run([header, ["0001", "3"]]),
+        )
+    )
+    project.run("target-jsonl")
+    project.stand_in.set_run(
+        LEADS_EXPORT,
+        leads_run([header, ["0002", "n/a"], ["0003", "4"]]),
+        "2026-11-02 10:00:00",
+    )
+    project.run("target-jsonl")
+
+    lines = (project.folder / "jsonl" / "leads.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [(r["lead_id"], r["clicks"], r["_sdc_unfit_values"]) for r in records] == [
+        ("0001", 3, None),
+        ("0002", None, {"clicks": "n/a"}),
+        ("0003", 4, None),
+    ]
 
 
 DUCKDB_COUNTS = """
