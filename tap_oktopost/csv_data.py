@@ -131,8 +131,54 @@ class TableShape:
         return {"type": "object", "properties": properties}
 
 
-# A field may be large (a long post's text); the csv module's default cap is 128 KiB.
-csv.field_size_limit(2**31 - 1)
+DEFAULT_MAX_FIELD_CHARACTERS = 8 * 1024 * 1024
+"""Longest CSV field and line read: a long post's text is kilobytes, and a hostile
+file could otherwise hold one field of gigabytes in memory."""
+FIELD_LIMIT_SETTING = "max_csv_field_characters"
+_line_limit = DEFAULT_MAX_FIELD_CHARACTERS
+
+
+def limit_field_size(characters: int) -> None:
+    """Cap CSV fields and physical lines, for every file this process reads.
+
+    The csv module's own field cap is process-wide (its default, 128 KiB, is too
+    small for long posts), so the line cap is too.
+    """
+    global _line_limit  # noqa: PLW0603 - one setting for the process, as csv's
+    _line_limit = characters
+    csv.field_size_limit(characters)
+
+
+limit_field_size(DEFAULT_MAX_FIELD_CHARACTERS)
+
+
+class FieldTooLargeError(csv.Error):
+    """A field or line past the max_csv_field_characters setting."""
+
+
+def _bounded_lines(text: IO[str], limit: int) -> Iterator[str]:
+    """Give the text's lines, refusing one longer than `limit` before reading more."""
+    while line := text.readline(limit + 1):
+        if len(line) > limit and not line.endswith(("\n", "\r")):
+            message = (
+                f"a line is longer than the {FIELD_LIMIT_SETTING} setting ({limit} "
+                "characters); raise it if the file is genuine"
+            )
+            raise FieldTooLargeError(message)
+        yield line
+
+
+def read_error_text(error: Exception) -> str:
+    """Say what broke a file's reading, naming the setting for an oversized field."""
+    if isinstance(error, FieldTooLargeError):
+        return str(error)
+    if isinstance(error, csv.Error) and "field larger than field limit" in str(error):
+        return (
+            f"a field is longer than the {FIELD_LIMIT_SETTING} setting "
+            f"({csv.field_size_limit()} characters); raise it if the file is genuine"
+        )
+    return f"{type(error).__name__}: {error}"
+
 
 READ_ERRORS = (
     csv.Error,
@@ -281,7 +327,7 @@ class CsvSource:
             errors=errors,
             newline="",
         )
-        return csv.reader(text)
+        return csv.reader(_bounded_lines(text, _line_limit))
 
     def _rows_decided_by_head(self) -> Iterator[list[str]]:
         head = self._bytes.binary.read(self._buffer_bytes)

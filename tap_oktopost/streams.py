@@ -12,7 +12,7 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_oktopost.client import OktopostError
+from tap_oktopost.client import OktopostError, printable
 from tap_oktopost.csv_data import (
     EXPORT_ID,
     EXPORT_RUN_AT,
@@ -27,6 +27,7 @@ from tap_oktopost.csv_data import (
     RecordBuilder,
     column_type_of,
     property_schema,
+    read_error_text,
     scan_member,
     widen,
 )
@@ -70,6 +71,8 @@ _SYNC_TIMESTAMP = th.Property(
 )
 
 
+TYPE_SCAN = "read for its types before any row went out"
+"""Where a file that breaks while a sync reads it for its types broke off."""
 COLUMN_TYPES_KEY = "column_types"
 """Where a CSV stream's state keeps the column types its target has."""
 
@@ -216,8 +219,9 @@ class ExportFileStream(OktopostStream):
                         functools.partial(archive.open_member, member),
                         pinned={name: ColumnType(t) for name, t in fixed.items()},
                     )
-                except READ_ERRORS as error:
-                    plan.fail(load.run.export_id, member_error(archive, member, error))
+                except (*READ_ERRORS, OktopostError) as error:
+                    failure = member_error(archive, member, error, TYPE_SCAN)
+                    plan.fail(load.run.export_id, failure)
                     break
                 self._scans[archive.run.export_id, member] = scan
                 for name, cell, found in zip(
@@ -354,6 +358,7 @@ class ExportFileStream(OktopostStream):
             on_unfit=unfit.note,
         )
         delivered = 0
+        failure = None
         try:
             with archive.open_member(member) as binary:
                 source = CsvSource(binary, decoding=scan.decoding)
@@ -361,14 +366,18 @@ class ExportFileStream(OktopostStream):
                 for record in builder.records(source.rows):
                     yield record
                     delivered += 1
-        except READ_ERRORS as error:
-            raise member_error(archive, member, error, delivered) from None
+        except (*READ_ERRORS, OktopostError) as error:
+            failure = member_error(
+                archive, member, error, f"after data row {delivered}"
+            )
+        if failure is not None:
+            raise failure  # out of the handler: no chained error to print
         unfit.summarise()
         if repairs := source.repairs():
             self.logger.warning(
                 "Export %s, file %s: %s",
                 archive.run.export_id,
-                member,
+                printable(member),
                 "; ".join(repairs),
             )
 
@@ -423,10 +432,10 @@ class UnfitValues:
 
 
 def member_error(
-    archive: ExportArchive, member: str, error: Exception, rows_read: int = 0
+    archive: ExportArchive, member: str, error: Exception, stage: str
 ) -> OktopostError:
-    """Name the export, file and row where a damaged or unreadable file broke off."""
-    where = f"Export {archive.run.export_id}, file {member}"
-    if rows_read:
-        where = f"{where}, after data row {rows_read}"
-    return OktopostError(f"{where}: {type(error).__name__}: {error}")
+    """Name the export, the file and where in it reading broke off."""
+    if isinstance(error, OktopostError):  # it names the export and file already
+        return OktopostError(f"{error} ({stage})")
+    where = f"Export {archive.run.export_id}, file {printable(member)}, {stage}"
+    return OktopostError(f"{where}: {printable(read_error_text(error))}")

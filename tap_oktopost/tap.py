@@ -31,11 +31,14 @@ from tap_oktopost.client import (
 )
 from tap_oktopost.csv_data import (
     DEFAULT_KEY,
+    DEFAULT_MAX_FIELD_CHARACTERS,
+    FIELD_LIMIT_SETTING,
     READ_ERRORS,
     SOURCE_FILE,
     TYPE_NAMES,
     CsvSource,
     TableShape,
+    limit_field_size,
 )
 from tap_oktopost.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
@@ -50,6 +53,7 @@ from tap_oktopost.streams import (
     ExportFileStream,
     ExportListStream,
     OktopostStream,
+    member_error,
 )
 from tap_oktopost.type_policy import KEEP, TYPING_POLICIES
 
@@ -175,6 +179,16 @@ class TapOktopost(Tap):
             description=(
                 "Seconds to wait after HTTP 429 without Retry-After: Oktopost locks "
                 "a key that goes over its rate limit for about 15 minutes"
+            ),
+        ),
+        th.Property(
+            FIELD_LIMIT_SETTING,
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_FIELD_CHARACTERS,
+            title="Max CSV Field Characters",
+            description=(
+                "Longest CSV field, and line, the tap reads; a file with a longer one "
+                "fails its export with an error naming the file"
             ),
         ),
         th.Property(
@@ -378,6 +392,9 @@ class TapOktopost(Tap):
 
     def discover_streams(self) -> list[Stream]:
         """Give the two metadata streams and one stream per CSV file name."""
+        limit_field_size(
+            self.config.get(FIELD_LIMIT_SETTING, DEFAULT_MAX_FIELD_CHARACTERS)
+        )
         streams: list[OktopostStream] = [
             ExportListStream(self),
             ActiveExportStream(self),
@@ -447,9 +464,11 @@ class TapOktopost(Tap):
                         if header is not None:
                             shape = shapes.setdefault(name, TableShape())
                             shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
-                except READ_ERRORS as error:
-                    message = f"Export {archive.run.export_id}, file {member}: {error}"
-                    raise OktopostError(message) from None
+                except (*READ_ERRORS, OktopostError) as error:
+                    failure = member_error(archive, member, error, "at discovery")
+                else:
+                    continue
+                raise failure  # out of the handler: no chained error to print
 
     def pinned_types(self, stream_name: str) -> dict[str, str]:
         """Give the column types the column_types setting fixes for a stream."""

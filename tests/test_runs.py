@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from tap_oktopost.csv_data import DEFAULT_KEY
 from tap_oktopost.ledger import ExportBookmark, read_bookmarks
 from tests.conftest import (
@@ -156,7 +158,7 @@ def test_a_damaged_file_fails_its_export_only(demo: OktopostStandIn) -> None:
     run = sync_in_process(config, catalog=catalog)
 
     assert run.returncode == 1
-    assert f"Export {POSTS}, file " in run.stderr
+    assert f"Export {POSTS} (Posts), file 2026-11-27-Posts.csv: " in run.stderr
     assert "Traceback" not in run.stderr
     assert len(run.records("campaigns")) == 10
     bookmarks = read_bookmarks(run.final_state)
@@ -286,3 +288,26 @@ def test_a_new_column_is_announced_before_the_first_record_carrying_it(
         "null",
     ]
     assert stats[first_record]["record"]["region"] == "EU"
+
+
+@pytest.mark.parametrize(
+    ("row", "what"),
+    [
+        (["1", ("x" * 99 + "\n") * 5], "a field"),  # 500 characters, short lines
+        (["1", *["a"] * 300], "a line"),  # 600 characters of short fields
+    ],
+)
+def test_a_field_or_line_past_the_setting_fails_its_export_only(
+    demo: OktopostStandIn, row: list[str], what: str
+) -> None:
+    huge = csv_text([["Id", "Text"], ["0", "fine"], row])
+    demo.add_export(export_with("032000000000009", {"Huge.csv": huge}))
+    run = sync_in_process(config_for(demo, max_csv_field_characters=400))
+
+    assert run.returncode == 1
+    assert (
+        f"Export 032000000000009, file Huge.csv, read for its types before any row "
+        f"went out: {what} is longer than the max_csv_field_characters setting (400"
+    ) in run.stderr
+    assert not run.records("huge")
+    assert len(run.records("campaigns")) == 10
