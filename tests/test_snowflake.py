@@ -37,6 +37,7 @@ from tests.oktopost_stand_in import (
     demo_exports,
     make_zip,
 )
+from tests.snowflake.snowflake_emulation import allowed_type_change, canonical_type
 from tests.test_targets import (
     CAMPAIGNS_EXPORT,
     DEMO_COUNTS,
@@ -400,8 +401,9 @@ def test_snowflake_takes_values_that_do_not_fit_and_refuses_type_changes(
 ) -> None:
     """With column_typing keep (the default) a column keeps its first type: a later
     value that does not fit is null there and travels as text in _SDC_UNFIT_VALUES.
-    With widen the loader would alter NUMBER(38,0) to VARCHAR, which Snowflake
-    refuses (error 002108). The first load is append-only: COPY instead of MERGE."""
+    A type change (widen, or a full refresh forgetting the kept type) makes the
+    loader alter NUMBER(38,0) to VARCHAR, which Snowflake refuses (error 002108);
+    a column_types pin gets past it. The first load is append-only: COPY, not MERGE."""
     first = [LEADS_HEADER, ["0001", "3", "2026-11-01", "1.5"], ["0002", "4", "", "2"]]
     project.stand_in.add_export(
         StandInExport(
@@ -456,3 +458,36 @@ def test_snowflake_takes_values_that_do_not_fit_and_refuses_type_changes(
     del project.env["TAP_OKTOPOST_COLUMN_TYPING"]
     assert refused in failed_run(project, "--full-refresh")
     assert leads(project) == (LEADS_TYPES, loaded)
+
+    # Pinned to the type its table has, the column loads the run that failed.
+    project.env["TAP_OKTOPOST_COLUMN_TYPES"] = json.dumps(
+        {"leads": {"clicks": "integer"}}
+    )
+    project.run(TARGET, "--full-refresh")
+    the_failed_run = ("0006", None, date(2026, 11, 5), 1.0, {"clicks": "n/a"})
+    assert leads(project) == (LEADS_TYPES, [*loaded, the_failed_run])
+    assert project.bookmarks(TARGET)[LEADS_EXPORT] == "2026-11-03T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "allowed"),
+    [
+        ("VARCHAR(16777216)", "VARCHAR", True),
+        ("VARCHAR(50)", "STRING(100)", True),
+        ("VARCHAR(100)", "VARCHAR(50)", False),
+        ("NUMBER(10,2)", "DECIMAL(20, 2)", True),
+        ("NUMBER(38,0)", "INTEGER", True),
+        ("NUMBER(10,2)", "NUMBER(10,4)", False),
+        ("NUMBER(38,0)", "VARCHAR", False),
+        ("NUMBER(38,0)", "FLOAT", False),
+        ("FLOAT", "DOUBLE", True),
+        ("DATE", "TIMESTAMP_NTZ", False),
+        ("TIMESTAMP_NTZ(9)", "TIMESTAMP", True),
+    ],
+)
+def test_the_emulation_allows_only_the_type_changes_snowflake_makes(
+    current: str, wanted: str, allowed: bool
+) -> None:
+    assert (
+        allowed_type_change(canonical_type(current), canonical_type(wanted)) is allowed
+    )
