@@ -1,0 +1,1 @@
+"""A Snowflake emulator for target-snowflake in tests: fakesnow plus `emulation`."""

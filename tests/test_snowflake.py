@@ -1,0 +1,493 @@
+"""`meltano run tap-oktopost target-snowflake` into an emulated Snowflake, read back.
+
+The loader is the unmodified MeltanoLabs target-snowflake that Meltano installs from
+meltano.yml. In the `test` environment it runs against fakesnow plus the emulation
+layer of tests/snowflake (user stage, staged reads, Snowflake's refusal of column
+type changes), in a database kept in each test's folder. The tests read the tables
+back with Snowflake SQL through fakesnow, as a user would query them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import shutil
+import subprocess
+import uuid
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import fakesnow
+import pytest
+import snowflake.connector as snowflake_connector
+from fakesnow.transforms.stage import LOCAL_BUCKET_PATH
+from snowflake.connector.cursor import SnowflakeCursor
+
+from tests.conftest import csv_text
+from tests.oktopost_stand_in import (
+    OktopostStandIn,
+    StandInExport,
+    demo_exports,
+    make_zip,
+)
+from tests.snowflake.snowflake_emulation import allowed_type_change, canonical_type
+from tests.test_targets import (
+    CAMPAIGNS_EXPORT,
+    DEMO_COUNTS,
+    LEADS_EXPORT,
+    MELTANO,
+    NEVER_RUN_EXPORT,
+    POSTS_EXPORT,
+    ROOT,
+    Project,
+    leads_run,
+    meltano,
+    meltano_env,
+)
+
+TARGET = "target-snowflake"
+DATABASE, SCHEMA = "RAW", "OKTOPOST"  # meltano.yml's `test` environment
+VARCHAR, NUMBER, TIMESTAMP = "VARCHAR(16777216)", "NUMBER(38,0)", "TIMESTAMP_NTZ(9)"
+TAP_COLUMNS = {
+    "EXPORT_ID": VARCHAR,
+    "SYNC_TIMESTAMP": TIMESTAMP,
+    "_SDC_SOURCE_FILE": VARCHAR,
+    "_SDC_ROW_NUMBER": NUMBER,
+    "_SDC_EXPORT_RUN_AT": TIMESTAMP,
+    "_SDC_EXTRA": "VARIANT",
+    "_SDC_UNFIT_VALUES": "VARIANT",
+}
+LOADER_COLUMNS = {  # target-snowflake's own, from add_record_metadata
+    "_SDC_EXTRACTED_AT": TIMESTAMP,
+    "_SDC_RECEIVED_AT": TIMESTAMP,
+    "_SDC_BATCHED_AT": TIMESTAMP,
+    "_SDC_DELETED_AT": TIMESTAMP,
+    "_SDC_SEQUENCE": NUMBER,
+    "_SDC_TABLE_VERSION": NUMBER,
+    "_SDC_SYNC_STARTED_AT": NUMBER,
+}
+CSV_KEY = {"EXPORT_ID", "_SDC_EXPORT_RUN_AT", "_SDC_SOURCE_FILE", "_SDC_ROW_NUMBER"}
+
+
+# CSV header cell -> (column, type) for the demo's tables; the types as `desc table`
+# shows them: integer NUMBER(38,0), number FLOAT, date-time TIMESTAMP_NTZ(9).
+POSTS = {
+    "Post ID": ("POST_ID", VARCHAR),
+    "Network": ("NETWORK", VARCHAR),
+    "Message": ("MESSAGE", VARCHAR),
+    "Clicks": ("CLICKS", NUMBER),
+    "Engagement Rate": ("ENGAGEMENT_RATE", "FLOAT"),
+    "Is Boosted": ("IS_BOOSTED", "BOOLEAN"),
+    "Created At": ("CREATED_AT", TIMESTAMP),
+    "Campaign": ("CAMPAIGN", VARCHAR),
+}
+POST_STATS = {
+    "Post ID": ("POST_ID", VARCHAR),
+    "Date": ("DATE", "DATE"),
+    "Impressions": ("IMPRESSIONS", NUMBER),
+    "Likes": ("LIKES", NUMBER),
+    "Shares": ("SHARES", NUMBER),
+    "Comments": ("COMMENTS", NUMBER),
+}
+CAMPAIGNS = {
+    "Campaign ID": ("CAMPAIGN_ID", VARCHAR),
+    "Name": ("NAME", VARCHAR),
+    "Start Date": ("START_DATE", "DATE"),
+    "Posts": ("POSTS", NUMBER),
+    "Clicks": ("CLICKS", NUMBER),
+    "Status": ("STATUS", VARCHAR),
+}
+POSTS_RUN, CAMPAIGNS_RUN = datetime(2026, 11, 27, 10), datetime(2026, 11, 23, 10)
+DEMO_TABLES = {  # table -> (export, run, CSV member, columns)
+    "POSTS": (POSTS_EXPORT, POSTS_RUN, "2026-11-27-Posts.csv", POSTS),
+    "POST_STATS": (POSTS_EXPORT, POSTS_RUN, "reports/Post Stats.csv", POST_STATS),
+    "CAMPAIGNS": (CAMPAIGNS_EXPORT, CAMPAIGNS_RUN, "Campaigns.csv", CAMPAIGNS),
+}
+SNOWFLAKE_COUNTS = {table.upper(): count for table, count in DEMO_COUNTS.items()}
+
+# -- The emulated database -------------------------------------------------------------
+
+
+@dataclass
+class Snowflake:
+    """The project's emulated database, read with Snowflake SQL as a user would."""
+
+    cursor: SnowflakeCursor
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        self.cursor.execute(statement)
+        return [tuple(row) for row in self.cursor.fetchall()]
+
+    def row_counts(self) -> dict[str, int]:
+        """Every table of the schema and its number of rows."""
+        return {
+            table: self.query(f'select count(*) from "{table}"')[0][0]  # noqa: S608
+            for _, table, *_ in self.query("show tables")
+        }
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name -> type, as `desc table` shows them."""
+        return {row[0]: row[1] for row in self.query(f'desc table "{table}"')}
+
+    def primary_key(self, table: str) -> set[str]:
+        return {row[4] for row in self.query(f'show primary keys in table "{table}"')}
+
+    def csv_rows(
+        self, table: str, columns: dict[str, tuple[str, str]]
+    ) -> list[tuple[Any, ...]]:
+        """A CSV table's rows: key columns, then the CSV's columns."""
+        names = ", ".join(f'"{column}"' for column, _ in columns.values())
+        return self.query(
+            "select EXPORT_ID, _SDC_EXPORT_RUN_AT, _SDC_SOURCE_FILE, _SDC_ROW_NUMBER, "  # noqa: S608
+            f'{names} from "{table}" order by _SDC_ROW_NUMBER'
+        )
+
+
+@contextlib.contextmanager
+def snowflake(project: Project) -> Iterator[Snowflake]:
+    """Open the project's emulated database; it must be closed before the next run."""
+    with warnings.catch_warnings():
+        # duckdb's note on how fakesnow fetches results, not a problem of the data
+        warnings.filterwarnings(
+            "ignore", "Arrow output on a DB-API result", category=UserWarning
+        )
+        with (
+            fakesnow.patch(db_path=project.folder),
+            snowflake_connector.connect(database=DATABASE, schema=SCHEMA) as conn,
+        ):
+            yield Snowflake(conn.cursor())
+
+
+def staged_files(project: Project) -> list[Path]:
+    """What the loads left in the user stage `@~`."""
+    return [path for path in project.folder.rglob("user_stage/**/*") if path.is_file()]
+
+
+# -- Meltano ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def snowflake_base_env(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, str]]:
+    """Install the tap and the loader once per session (no PostgreSQL needed).
+
+    The plugins may write their bytecode: with PYTHONDONTWRITEBYTECODE, Meltano's uv
+    venvs hold none and every run would compile the loader's imports again.
+    """
+    env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    meltano(env, "install", "tap-oktopost", TARGET)
+    yield env
+    # fakesnow makes this folder on import, for its own stages, which stay unused
+    shutil.rmtree(LOCAL_BUCKET_PATH, ignore_errors=True)
+
+
+@pytest.fixture
+def project(
+    snowflake_base_env: dict[str, str], stand_in: OktopostStandIn, tmp_path: Path
+) -> Project:
+    """Meltano pointed at this test's stand-in, loading into its own database."""
+    database = tmp_path / "snowflake"
+    env = {
+        **snowflake_base_env,
+        "TAP_OKTOPOST_BASE_URL": stand_in.base_url,
+        "TAP_OKTOPOST_ACCOUNT_ID": stand_in.account_id,
+        "TAP_OKTOPOST_API_KEY": stand_in.api_key,
+        "SNOWFLAKE_EMULATOR_DB_PATH": str(database),
+    }
+    return Project(env, stand_in, uuid.uuid4().hex[:12], SCHEMA, database)
+
+
+@pytest.fixture
+def demo(project: Project) -> Project:
+    for export in demo_exports():
+        project.stand_in.add_export(export)
+    return project
+
+
+def failed_run(project: Project, *options: str) -> str:
+    """Run `meltano run` expecting it to fail; what it printed on stderr."""
+    done = subprocess.run(
+        [
+            str(MELTANO),
+            "--environment=test",
+            "run",
+            f"--state-id-suffix={project.suffix}",
+            *options,
+            "tap-oktopost",
+            TARGET,
+        ],
+        cwd=ROOT,
+        env=project.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode != 0, "the run was expected to fail"
+    return done.stderr
+
+
+# -- What the CSV files hold -----------------------------------------------------------
+
+
+def csv_rows(export_id: str, member: str) -> list[dict[str, str]]:
+    """The rows of a demo CSV, as the file holds them."""
+    export = next(export for export in demo_exports() if export.id == export_id)
+    assert export.archive is not None
+    with zipfile.ZipFile(io.BytesIO(export.archive)) as zipped:
+        text = zipped.read(member).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def typed(text: str, sql_type: str) -> object:
+    """The value a CSV cell should have in a column of this type (empty: null)."""
+    if text == "":
+        return None
+    parsers: dict[str, Callable[[str], object]] = {
+        NUMBER: int,
+        "FLOAT": float,
+        "BOOLEAN": {"true": True, "false": False}.__getitem__,
+        "DATE": date.fromisoformat,
+        TIMESTAMP: datetime.fromisoformat,
+    }
+    return parsers.get(sql_type, str)(text)
+
+
+# -- The demo, run after run -----------------------------------------------------------
+
+
+def test_snowflake_holds_each_csv_row_once_run_after_run(demo: Project) -> None:
+    demo.run(TARGET)
+
+    with snowflake(demo) as db:
+        assert db.row_counts() == SNOWFLAKE_COUNTS
+        for table, (export_id, run_at, member, columns) in DEMO_TABLES.items():
+            csv_types = dict(columns.values())
+            assert db.column_types(table) == TAP_COLUMNS | csv_types | LOADER_COLUMNS
+            assert db.primary_key(table) == CSV_KEY
+            expected = [
+                (
+                    export_id,
+                    run_at,
+                    member,
+                    number,
+                    *(typed(row[cell], kind) for cell, (_, kind) in columns.items()),
+                )
+                for number, row in enumerate(csv_rows(export_id, member), start=1)
+            ]
+            assert db.csv_rows(table, columns) == expected
+        messages = {message for (message,) in db.query("select MESSAGE from POSTS")}
+        assert 'Our CEO says: "Automation wins"' in messages
+        assert "Line one of the post\nLine two, after a newline" in messages
+        assert "Café talk: Grüße from the Berlin team" in messages
+
+        # The metadata streams: keyed on ID, dates typed, no credential anywhere.
+        for table in ("EXPORT_LIST_METADATA", "ACTIVE_EXPORT_METADATA"):
+            assert db.primary_key(table) == {"ID"}
+        active_types = db.column_types("ACTIVE_EXPORT_METADATA")
+        assert active_types["LASTRUNDATE"] == TIMESTAMP
+        assert active_types["DESTINATION"] == "VARIANT"
+        assert db.query(
+            "select ID, LASTRUNDATE, LASTRUNFILE from ACTIVE_EXPORT_METADATA order by 1"
+        ) == [
+            (POSTS_EXPORT, POSTS_RUN, "2026-11-27-Posts-Report.zip"),
+            (CAMPAIGNS_EXPORT, CAMPAIGNS_RUN, "2026-11-23-Campaigns-Report.zip"),
+            (NEVER_RUN_EXPORT, None, None),
+        ]
+        destinations = [
+            text
+            for (text,) in db.query(
+                "select DESTINATION from EXPORT_LIST_METADATA order by ID"
+            )
+        ]
+        assert json.loads(destinations[2])["Host"] == "sftp.acme.com"
+        assert not any(
+            "Pa55word" in text or "Password" in text for text in destinations
+        )
+        [(first_batch,)] = db.query("select max(_SDC_BATCHED_AT) from POSTS")
+    assert staged_files(demo) == []  # every batch file REMOVEd from the stage
+    assert demo.bookmarks(TARGET) == {
+        POSTS_EXPORT: "2026-11-27T10:00:00+00:00",
+        CAMPAIGNS_EXPORT: "2026-11-23T10:00:00+00:00",
+        NEVER_RUN_EXPORT: None,
+    }
+
+    # No new export run: Meltano's state sends no CSV row again.
+    demo.run(TARGET)
+    with snowflake(demo) as db:
+        assert db.row_counts() == SNOWFLAKE_COUNTS
+        assert db.query("select max(_SDC_BATCHED_AT) from POSTS") == [(first_batch,)]
+
+    # A new run of the posts export: exactly its rows are added.
+    new_posts = [["Post ID", "Clicks"], *[[f"{n:07d}", str(n)] for n in range(5)]]
+    new_stats = [["Post ID", "Impressions"], ["0000001", "7"], ["0000002", "8"]]
+    demo.stand_in.set_run(
+        POSTS_EXPORT,
+        make_zip(
+            {
+                "2026-11-28-Posts.csv": csv_text(new_posts),
+                "reports/Post Stats.csv": csv_text(new_stats),
+            }
+        ),
+        "2026-11-28 10:00:00",
+        archive_name="2026-11-28-Posts-Report.zip",
+    )
+    demo.run(TARGET)
+    after_new_run = SNOWFLAKE_COUNTS | {"POSTS": 45, "POST_STATS": 22}
+    with snowflake(demo) as db:
+        assert db.row_counts() == after_new_run
+        assert db.query(
+            "select _SDC_EXPORT_RUN_AT, count(*) from POSTS group by 1 order by 1"
+        ) == [(POSTS_RUN, 40), (datetime(2026, 11, 28, 10), 5)]
+        assert db.query(
+            "select POST_ID, CLICKS, NETWORK from POSTS "
+            "where _SDC_EXPORT_RUN_AT = '2026-11-28 10:00:00' order by 1"
+        ) == [(f"{n:07d}", n, None) for n in range(5)]
+        [(second_sync,)] = db.query("select max(SYNC_TIMESTAMP) from POSTS")
+    assert demo.bookmarks(TARGET)[POSTS_EXPORT] == "2026-11-28T10:00:00+00:00"
+
+    # A full refresh delivers each export's current run again: the key upserts it.
+    demo.run(TARGET, "--full-refresh")
+    with snowflake(demo) as db:
+        assert db.row_counts() == after_new_run
+        refreshed = {
+            table: db.query(
+                f"select count(*) from {table} "  # noqa: S608
+                f"where SYNC_TIMESTAMP > '{second_sync.isoformat(sep=' ')}'"
+            )[0][0]
+            for table in DEMO_TABLES
+        }
+    assert refreshed == {"POSTS": 5, "POST_STATS": 2, "CAMPAIGNS": 10}
+
+
+# -- Values that change kind -----------------------------------------------------------
+
+
+LEADS_HEADER = ["Lead ID", "Clicks", "Signed Up", "Score"]
+LEADS_TYPES = {
+    "LEAD_ID": VARCHAR,
+    "CLICKS": NUMBER,
+    "SIGNED_UP": "DATE",
+    "SCORE": "FLOAT",
+}
+
+
+def leads(project: Project) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
+    """The LEADS table: its CSV columns' types, and its rows with those columns and
+    _SDC_UNFIT_VALUES as a dict."""
+    with snowflake(project) as db:
+        types = db.column_types("LEADS")
+        rows = db.query(
+            "select LEAD_ID, CLICKS, SIGNED_UP, SCORE, _SDC_UNFIT_VALUES "
+            "from LEADS order by 1"
+        )
+    return (
+        {column: types[column] for column in LEADS_TYPES},
+        [(*row[:4], json.loads(row[4]) if row[4] else None) for row in rows],
+    )
+
+
+def test_snowflake_takes_values_that_do_not_fit_and_refuses_type_changes(
+    project: Project,
+) -> None:
+    """With column_typing keep (the default) a column keeps its first type: a later
+    value that does not fit is null there and travels as text in _SDC_UNFIT_VALUES.
+    A type change (widen, or a full refresh forgetting the kept type) makes the
+    loader alter NUMBER(38,0) to VARCHAR, which Snowflake refuses (error 002108);
+    a column_types pin gets past it. The first load is append-only: COPY, not MERGE."""
+    first = [LEADS_HEADER, ["0001", "3", "2026-11-01", "1.5"], ["0002", "4", "", "2"]]
+    project.stand_in.add_export(
+        StandInExport(
+            id=LEADS_EXPORT,
+            last_run_date="2026-11-01 10:00:00",
+            archive=leads_run(first),
+        )
+    )
+    project.env["TARGET_SNOWFLAKE_LOAD_METHOD"] = "append-only"
+    project.run(TARGET)
+    first_loaded = [
+        ("0001", 3, date(2026, 11, 1), 1.5, None),
+        ("0002", 4, None, 2.0, None),
+    ]
+    assert leads(project) == (LEADS_TYPES, first_loaded)
+    # Later loads upsert (MERGE): under append-only, Snowflake would add the
+    # metadata streams' rows again, where DuckDB enforces their primary key.
+    del project.env["TARGET_SNOWFLAKE_LOAD_METHOD"]
+
+    later = [
+        LEADS_HEADER,
+        ["0003", "5.5", "2026-11-03 10:30:00", "n/a"],
+        ["0004", "n/a", "soon", "7"],
+        ["0005", "6", "2026-11-04", ""],
+    ]
+    project.stand_in.set_run(LEADS_EXPORT, leads_run(later), "2026-11-02 10:00:00")
+    project.run(TARGET)  # exits 0
+
+    unfit_0003 = {"clicks": "5.5", "signed_up": "2026-11-03 10:30:00", "score": "n/a"}
+    loaded = [
+        *first_loaded,
+        ("0003", None, None, None, unfit_0003),
+        ("0004", None, None, 7.0, {"clicks": "n/a", "signed_up": "soon"}),
+        ("0005", 6, date(2026, 11, 4), None, None),
+    ]
+    assert leads(project) == (LEADS_TYPES, loaded)
+
+    # widen: the type change reaches Snowflake, which refuses it; nothing is lost.
+    project.env["TAP_OKTOPOST_COLUMN_TYPING"] = "widen"
+    widened = [LEADS_HEADER, ["0006", "n/a", "2026-11-05", "1"]]
+    project.stand_in.set_run(LEADS_EXPORT, leads_run(widened), "2026-11-03 10:00:00")
+    refused = (
+        "002108 (22000): SQL compilation error: cannot change column CLICKS "
+        "from type NUMBER(38,0) to VARCHAR(16777216)"
+    )
+    assert refused in failed_run(project)
+    assert leads(project) == (LEADS_TYPES, loaded)
+    assert project.bookmarks(TARGET)[LEADS_EXPORT] == "2026-11-02T10:00:00+00:00"
+
+    # keep remembers a column's type in Meltano's state: a full refresh runs without
+    # it, types CLICKS from the current run alone (text), and meets the same refusal.
+    del project.env["TAP_OKTOPOST_COLUMN_TYPING"]
+    assert refused in failed_run(project, "--full-refresh")
+    assert leads(project) == (LEADS_TYPES, loaded)
+
+    # Pinned to the type its table has, the column loads the run that failed.
+    project.env["TAP_OKTOPOST_COLUMN_TYPES"] = json.dumps(
+        {"leads": {"clicks": "integer"}}
+    )
+    project.run(TARGET, "--full-refresh")
+    the_failed_run = ("0006", None, date(2026, 11, 5), 1.0, {"clicks": "n/a"})
+    assert leads(project) == (LEADS_TYPES, [*loaded, the_failed_run])
+    assert project.bookmarks(TARGET)[LEADS_EXPORT] == "2026-11-03T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "allowed"),
+    [
+        ("VARCHAR(16777216)", "VARCHAR", True),
+        ("VARCHAR(50)", "STRING(100)", True),
+        ("VARCHAR(100)", "VARCHAR(50)", False),
+        ("NUMBER(10,2)", "DECIMAL(20, 2)", True),
+        ("NUMBER(38,0)", "INTEGER", True),
+        ("NUMBER(10,2)", "NUMBER(10,4)", False),
+        ("NUMBER(38,0)", "VARCHAR", False),
+        ("NUMBER(38,0)", "FLOAT", False),
+        ("FLOAT", "DOUBLE", True),
+        ("DATE", "TIMESTAMP_NTZ", False),
+        ("TIMESTAMP_NTZ(9)", "TIMESTAMP", True),
+    ],
+)
+def test_the_emulation_allows_only_the_type_changes_snowflake_makes(
+    current: str, wanted: str, allowed: bool
+) -> None:
+    assert (
+        allowed_type_change(canonical_type(current), canonical_type(wanted)) is allowed
+    )
