@@ -52,6 +52,8 @@ from tests.test_targets import (
     meltano_env,
 )
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
 TARGET = "target-snowflake"
 DATABASE, SCHEMA = "RAW", "OKTOPOST"  # meltano.yml's `test` environment
 VARCHAR, NUMBER, TIMESTAMP = "VARCHAR(16777216)", "NUMBER(38,0)", "TIMESTAMP_NTZ(9)"
