@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+import weakref
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -239,6 +240,9 @@ class ExportArchive:
         self.path = source if isinstance(source, Path) else None
         self.max_uncompressed_bytes = max_uncompressed_bytes
         self.zip_file = zipfile.ZipFile(source)
+        # Closed when the archive is collected, even in a reference cycle, before
+        # its open file would be collected unclosed.
+        weakref.finalize(self, self.zip_file.close)
         self._inflated: dict[str, int] = {}
         self._inflated_total = 0
         self.tables: dict[str, list[str]] = {}

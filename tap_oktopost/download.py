@@ -580,12 +580,5 @@ class ArchiveStore:
         """Make the private folder on first use; it goes with the store."""
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="tap-oktopost-"))
-            weakref.finalize(self, _remove, self._folder, self._archives)
+            weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
         return self._folder
-
-
-def _remove(folder: Path, archives: dict[str, ExportArchive]) -> None:
-    """Close the archives still held, then delete the folder with their files."""
-    for archive in archives.values():
-        archive.delete()
-    shutil.rmtree(folder, ignore_errors=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tap_oktopost.csv_data import DEFAULT_MAX_FIELD_CHARACTERS, limit_field_size
 from tap_oktopost.ledger import read_bookmarks
 from tap_oktopost.tap import TapOktopost
 from tests.oktopost_stand_in import (
@@ -223,3 +224,10 @@ def demo(stand_in: OktopostStandIn) -> OktopostStandIn:
     for export in demo_exports():
         stand_in.add_export(export)
     return stand_in
+
+
+@pytest.fixture(autouse=True)
+def _field_limit_restored() -> Any:
+    """Put back the process-wide CSV field limit a sync in this process may set."""
+    yield
+    limit_field_size(DEFAULT_MAX_FIELD_CHARACTERS)

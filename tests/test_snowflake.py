@@ -30,12 +30,10 @@ import snowflake.connector as snowflake_connector
 from fakesnow.transforms.stage import LOCAL_BUCKET_PATH
 from snowflake.connector.cursor import SnowflakeCursor
 
-from tests.conftest import csv_text
 from tests.oktopost_stand_in import (
     OktopostStandIn,
     StandInExport,
     demo_exports,
-    make_zip,
 )
 from tests.snowflake.snowflake_emulation import allowed_type_change, canonical_type
 from tests.test_targets import (
@@ -50,6 +48,7 @@ from tests.test_targets import (
     leads_run,
     meltano,
     meltano_env,
+    run_posts_again,
 )
 
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
@@ -330,19 +329,7 @@ def test_snowflake_holds_each_csv_row_once_run_after_run(demo: Project) -> None:
         assert db.query("select max(_SDC_BATCHED_AT) from POSTS") == [(first_batch,)]
 
     # A new run of the posts export: exactly its rows are added.
-    new_posts = [["Post ID", "Clicks"], *[[f"{n:07d}", str(n)] for n in range(5)]]
-    new_stats = [["Post ID", "Impressions"], ["0000001", "7"], ["0000002", "8"]]
-    demo.stand_in.set_run(
-        POSTS_EXPORT,
-        make_zip(
-            {
-                "2026-11-28-Posts.csv": csv_text(new_posts),
-                "reports/Post Stats.csv": csv_text(new_stats),
-            }
-        ),
-        "2026-11-28 10:00:00",
-        archive_name="2026-11-28-Posts-Report.zip",
-    )
+    run_posts_again(demo.stand_in)
     demo.run(TARGET)
     after_new_run = SNOWFLAKE_COUNTS | {"POSTS": 45, "POST_STATS": 22}
     with snowflake(demo) as db:

@@ -384,12 +384,11 @@ def test_postgres_holds_the_demo_typed_and_keyed(demo: Project) -> None:
     assert row_counts(demo.schema) == DEMO_COUNTS
 
 
-def test_postgres_adds_a_new_run_and_full_refresh_reloads(demo: Project) -> None:
-    demo.run("target-postgres")
-
+def run_posts_again(stand_in: OktopostStandIn) -> None:
+    """A new run of the posts export: 5 posts and 2 post stats rows."""
     new_posts = [["Post ID", "Clicks"], *[[f"{n:07d}", str(n)] for n in range(5)]]
     new_stats = [["Post ID", "Impressions"], ["0000001", "7"], ["0000002", "8"]]
-    demo.stand_in.set_run(
+    stand_in.set_run(
         POSTS_EXPORT,
         make_zip(
             {
@@ -400,6 +399,12 @@ def test_postgres_adds_a_new_run_and_full_refresh_reloads(demo: Project) -> None
         "2026-11-28 10:00:00",
         archive_name="2026-11-28-Posts-Report.zip",
     )
+
+
+def test_postgres_adds_a_new_run_and_full_refresh_reloads(demo: Project) -> None:
+    demo.run("target-postgres")
+
+    run_posts_again(demo.stand_in)
     demo.run("target-postgres")
 
     after_new_run = {**DEMO_COUNTS, "posts": 45, "post_stats": 22}
@@ -556,7 +561,7 @@ def test_postgres_widens_a_column_for_good_with_a_pin_and_one_alter(
     )
     third = project.run("target-postgres")
 
-    assert "holds a value that is not" not in third.stderr
+    assert "which does not fit its type" not in third.stderr
     assert column_types(project.schema, "leads")["value"] == "text"
     assert sql(query, schema=project.schema) == [
         ["0001", "3", "null"],
@@ -587,7 +592,10 @@ def test_postgres_honours_pins_and_keeps_what_does_not_fit_a_pin(
 
     types = column_types(project.schema, "leads")
     assert (types["clicks"], types["code"]) == ("bigint", "text")
-    assert "column clicks holds a value that is not integer" in done.stderr
+    assert (
+        "column clicks holds 'n/a', which does not fit its type, integer, as the "
+        "column_types setting pins it"
+    ) in done.stderr
     assert "as the column_types setting pins it" in done.stderr
     loaded = table_rows(project.schema, "leads")
     assert_rows_hold(loaded, rows, types, {SAMPLE_ROWS + 1: {"clicks": "n/a"}})
