@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean postgres postgres-stop bench
+.PHONY: demo test test-fast lint venv clean postgres postgres-stop bench
 
 venv: $(STAMP)
 
@@ -24,6 +24,10 @@ lint: venv
 # only while pytest does.
 test: lint
 	bash scripts/postgres.sh run $(BIN)/pytest
+
+# Unit and in-process tests only: seconds, for the edit-test loop.
+test-fast: venv
+	$(BIN)/pytest -m "not slow"
 
 # This clone's server, for running pytest by hand: start prints its port, to give
 # pytest as TEST_PG_PORT (installs Debian's package as root if missing).

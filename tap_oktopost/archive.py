@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
-from tap_oktopost.client import OktopostError
+from tap_oktopost.client import OktopostError, printable
 from tap_oktopost.csv_data import table_name
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tap_oktopost.exports import ExportRun
 
 MAX_COMPRESSION_RATIO = 1000
 """CSV deflates 5 to 50 times; a large member past this ratio is a zip bomb."""
 RATIO_CHECK_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 20 * 1024**3
 ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
@@ -89,14 +92,6 @@ class DamagedMemberError(DamagedArchiveError, zipfile.BadZipFile):
     """
 
 
-def printable(text: str) -> str:
-    """Escape control characters and newlines, so a name keeps a log line one line."""
-    return "".join(
-        character if character.isprintable() else repr(character)[1:-1]
-        for character in text
-    )
-
-
 def is_zip(member_path: str) -> bool:
     """Say whether a member's name says it is a ZIP archive."""
     return member_path.lower().endswith(".zip")
@@ -139,6 +134,21 @@ def _zip_bomb(info: zipfile.ZipInfo) -> bool:
     return info.file_size > RATIO_CHECK_BYTES and _ratio(info) > MAX_COMPRESSION_RATIO
 
 
+def _compressed_read(stream: IO[bytes], info: zipfile.ZipInfo) -> int:
+    """Give the compressed bytes a member's stream inflated so far.
+
+    zipfile counts `_compress_left` down from the size the central directory
+    claims as it reads ahead; less what its decompressor holds unread, that is what
+    was really inflated, whatever the claim. A Python without that count gives the
+    claim.
+    """
+    left = getattr(stream, "_compress_left", None)
+    if not isinstance(left, int):
+        return info.compress_size
+    unread = getattr(getattr(stream, "_decompressor", None), "unconsumed_tail", b"")
+    return max(info.compress_size - left - len(unread), 1)
+
+
 @dataclass(frozen=True)
 class _Member:
     """A table member and the archive holding it: the export's, or one inside it."""
@@ -147,12 +157,28 @@ class _Member:
     holder: zipfile.ZipFile
 
 
-class _MemberReader(io.RawIOBase):
-    """A member's bytes; a damaged member raises `DamagedMemberError`, naming it."""
+class InflationLimitError(UnloadableExportError):
+    """A member that inflated past a limit as it was read: a zip bomb, or a lie.
 
-    def __init__(self, stream: IO[bytes], where: str) -> None:
+    Counted on the bytes actually inflated, whatever sizes the archive claims.
+    """
+
+
+class _MemberReader(io.RawIOBase):
+    """A member's bytes, counted as they inflate; damage raises `DamagedMemberError`.
+
+    Reads are at most READ_BYTES, so no single read inflates much past a limit.
+    """
+
+    READ_BYTES = 1024 * 1024
+
+    def __init__(
+        self, stream: IO[bytes], where: str, count: Callable[[int], None]
+    ) -> None:
         self.stream = stream
         self.where = where
+        self.count = count
+        self.inflated = 0
 
     def readable(self) -> bool:
         """Say it can be read."""
@@ -160,11 +186,20 @@ class _MemberReader(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         """Read as the member's own stream does, naming the member on damage."""
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(self.READ_BYTES), b""))
+        failure: DamagedMemberError | None = None
         try:
-            return self.stream.read(-1 if size is None else size)
+            data = self.stream.read(min(size, self.READ_BYTES))
         except ZIP_ERRORS as error:
-            message = f"{self.where}: {type(error).__name__}: {error}"
-            raise DamagedMemberError(message) from None
+            failure = DamagedMemberError(
+                f"{self.where}: {type(error).__name__}: {printable(str(error))}"
+            )
+        if failure is not None:
+            raise failure  # out of the handler, so no chained error is printed
+        self.inflated += len(data)
+        self.count(self.inflated)
+        return data
 
     def readinto(self, buffer: Any) -> int:
         """Read into a buffer, as `io.RawIOBase` does."""
@@ -185,13 +220,27 @@ class ExportArchive:
     member too, named `outer.zip/inner.csv`; it is read through the outer member, so
     its archive is inflated again for each file in it (fine for the few files such a
     repacked export holds). Deeper nesting is not read.
+
+    What members inflate to is counted as they are read, not taken from the central
+    directory: a member past MAX_COMPRESSION_RATIO times the compressed bytes read
+    for it (once past RATIO_CHECK_BYTES), or the archive's members together past
+    `max_uncompressed_bytes`, raise `InflationLimitError`. A member read twice counts
+    once, as far as it got.
     """
 
-    def __init__(self, run: ExportRun, source: Path | SeekableBytes) -> None:
+    def __init__(
+        self,
+        run: ExportRun,
+        source: Path | SeekableBytes,
+        max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    ) -> None:
         """Open the archive; raises what `zipfile` raises on a damaged one."""
         self.run = run
         self.path = source if isinstance(source, Path) else None
+        self.max_uncompressed_bytes = max_uncompressed_bytes
         self.zip_file = zipfile.ZipFile(source)
+        self._inflated: dict[str, int] = {}
+        self._inflated_total = 0
         self.tables: dict[str, list[str]] = {}
         self.skipped: list[tuple[str, str]] = []
         """Members not loaded, with why: (member, reason)."""
@@ -246,18 +295,50 @@ class ExportArchive:
         return None
 
     def open_member(self, member: str) -> IO[bytes]:
-        """Open one table member for streaming reads.
+        """Open one table member for streaming reads, its inflation counted.
 
-        Raises `DamagedMemberError` when the member cannot be opened or read.
+        Raises `DamagedMemberError` when the member cannot be opened or read, and
+        `InflationLimitError` when it inflates past a limit.
         """
         found = self._members[member]
         where = f"{self.where}, file {printable(member)}"
+        failure: DamagedMemberError | None = None
         try:
             stream = found.holder.open(found.info)
         except ZIP_ERRORS as error:
-            message = f"{where}: {type(error).__name__}: {error}"
-            raise DamagedMemberError(message) from None
-        return cast("IO[bytes]", _MemberReader(stream, where))
+            message = f"{where}: {type(error).__name__}: {printable(str(error))}"
+            failure = DamagedMemberError(message)
+        if failure is not None:
+            raise failure
+
+        def count(inflated: int) -> None:
+            if inflated > RATIO_CHECK_BYTES:
+                compressed = _compressed_read(stream, found.info)
+                if inflated > compressed * MAX_COMPRESSION_RATIO:
+                    message = (
+                        f"{where}: {compressed} compressed bytes inflated to over "
+                        f"{inflated}, past {MAX_COMPRESSION_RATIO} times: refusing "
+                        "a likely zip bomb"
+                    )
+                    raise InflationLimitError(message)
+            self._count_inflated(member, inflated, where)
+
+        return cast("IO[bytes]", _MemberReader(stream, where, count))
+
+    def _count_inflated(self, member: str, inflated: int, where: str) -> None:
+        """Add a member's newly inflated bytes to the archive's total; check it."""
+        before = self._inflated.get(member, 0)
+        if inflated <= before:
+            return
+        self._inflated[member] = inflated
+        self._inflated_total += inflated - before
+        if self._inflated_total > self.max_uncompressed_bytes:
+            message = (
+                f"{where}: the archive's CSV files inflate past the "
+                f"max_uncompressed_bytes setting ({self.max_uncompressed_bytes}), "
+                "whatever sizes the archive claims"
+            )
+            raise InflationLimitError(message)
 
     def check_limits(self, max_uncompressed_bytes: int) -> None:
         """Refuse an archive that would inflate past the limits (a zip bomb)."""

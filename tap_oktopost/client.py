@@ -9,15 +9,18 @@ agree.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
+import json
 import logging
 import random
 import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 from requests.auth import AuthBase, HTTPBasicAuth
 
 if TYPE_CHECKING:
@@ -33,6 +36,15 @@ MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 3600.0
 """A longer Retry-After is a server fault or a date typo; the tap waits this long."""
 CALLS_PER_MINUTE = 60
+MAX_API_ANSWER_BYTES = 8 * 1024 * 1024
+"""Oktopost's largest answer, a page of exports, is kilobytes; past this (counted
+after any gzip is inflated) an answer is refused before it can fill memory."""
+MAX_PAGES = 1000
+"""Pages of exports read at most: at 60 calls a minute, 17 minutes of the 20,000
+calls a day Oktopost allows a key, and far more exports than an account has."""
+PIECE_BYTES = 64 * 1024
+MAX_QUOTED = 500
+"""Characters of Oktopost's own error text quoted in a message, at most."""
 RETRIED_STATUSES = frozenset({408, 429})
 """Besides every 5xx: answers that may pass if asked again."""
 _SECONDS = re.compile(r"[0-9]+")
@@ -60,6 +72,14 @@ class RateLimitedError(RetriableOktopostError):
 
 class ExpiredLinkError(RetriableOktopostError):
     """HTTP 403 from storage: the signed link expired; ask the API for a fresh one."""
+
+
+def printable(text: str) -> str:
+    """Escape control characters and newlines, so a name keeps a log line one line."""
+    return "".join(
+        character if character.isprintable() else repr(character)[1:-1]
+        for character in text
+    )
 
 
 def is_retried_status(status: int) -> bool:
@@ -207,7 +227,8 @@ def oktopost_message(body: Any) -> str:
             parts.append(f"{where}: {value}" if where else str(value))
 
     collect(errors, "")
-    return "; ".join(parts) or "no error message"
+    said = printable("; ".join(parts)) or "no error message"
+    return said if len(said) <= MAX_QUOTED else f"{said[:MAX_QUOTED]}..."
 
 
 def _api_advice(status: int, path: str) -> str:
@@ -350,12 +371,113 @@ def request_error(
     return OktopostError(f"{what}: {kind} calling {target}; check {check}")
 
 
-class _NoAuth(AuthBase):
-    """No credentials on a signed link, not even from ~/.netrc.
+_URLLIB3_FAULTS: tuple[
+    tuple[type[urllib3.exceptions.HTTPError], type[requests.RequestException]], ...
+] = (
+    (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout),
+    (urllib3.exceptions.SSLError, requests.exceptions.SSLError),
+    (urllib3.exceptions.DecodeError, requests.exceptions.ContentDecodingError),
+    (urllib3.exceptions.HTTPError, requests.exceptions.ChunkedEncodingError),
+)
+"""urllib3's read faults, as the requests exceptions `request_error` tells apart."""
 
-    Unlike `trust_env = False`, this keeps the proxy and CA settings the
-    environment gives, which the downloads need as much as the API calls.
+
+def body_pieces(
+    response: requests.Response, piece_bytes: int = PIECE_BYTES
+) -> Iterator[bytes]:
+    """Yield an answer's body as it comes, gzip inflated, `piece_bytes` at most.
+
+    `read1` gives what the connection has rather than waiting for a whole piece, so
+    the caller sees its clock between pieces even from a server sending a byte at a
+    time; inflating is bounded per piece too, so a gzip bomb is counted as it grows.
     """
+    raw = response.raw
+    while True:
+        fault: requests.RequestException | None = None
+        try:
+            piece = raw.read1(piece_bytes, decode_content=True)
+        except urllib3.exceptions.HTTPError as error:
+            fault = next(
+                made() for kind, made in _URLLIB3_FAULTS if isinstance(error, kind)
+            )
+        if fault is not None:
+            raise fault  # out of the handler: urllib3's text quotes the whole URL
+        if not piece:
+            return
+        yield piece
+
+
+def read_answer(
+    response: requests.Response,
+    *,
+    what: str,
+    deadline: float,
+    clock: Callable[[], float],
+    limit: int = MAX_API_ANSWER_BYTES,
+) -> bytes:
+    """Read a whole API answer, refusing one past `limit` bytes or `deadline`."""
+    body = bytearray()
+    for piece in body_pieces(response):
+        body += piece
+        if len(body) > limit:
+            message = (
+                f"{what}: the answer passed {limit} bytes, far more than Oktopost "
+                "ever sends; refusing it"
+            )
+            raise OktopostError(message)
+        if clock() > deadline:
+            message = (
+                f"{what}: the answer did not come whole within the request_timeout "
+                "setting; the server sends too slowly"
+            )
+            raise RetriableOktopostError(message)
+    return bytes(body)
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """Say why base_url is refused, never quoting it: it may hold a password."""
+    try:
+        parts = urlsplit(base_url)
+        userinfo = "@" in parts.netloc or parts.username or parts.password
+    except ValueError:
+        return "The base_url setting is not a URL"
+    if userinfo:
+        return (
+            "The base_url setting holds a user name or password (user:password@); "
+            "remove them: the tap signs in with the account_id and api_key settings"
+        )
+    return None
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+class CredentialFreeSession(requests.Session):
+    """A session taking proxies and CA bundles from the environment, never a password.
+
+    With `trust_env` on (for HTTPS_PROXY and REQUESTS_CA_BUNDLE), requests reads
+    ~/.netrc again after every redirect (`rebuild_auth`) and sends the password it
+    finds there to wherever the server pointed. Here a redirect only loses the
+    Authorization header when it leaves the host, as requests does; nothing is added.
+    """
+
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        """Strip the Authorization header on a redirect to another host; add none."""
+        headers = prepared_request.headers
+        if "Authorization" in headers and self.should_strip_auth(  # type: ignore[no-untyped-call]
+            str(response.request.url), str(prepared_request.url)
+        ):
+            del headers["Authorization"]
+
+
+class _NoAuth(AuthBase):
+    """No credentials on a signed link, not even from ~/.netrc."""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers.pop("Authorization", None)
@@ -368,7 +490,7 @@ def storage_session() -> requests.Session:
     Object stores refuse a second auth method; `Accept-Encoding: identity` makes
     Content-Length and Range count the archive's bytes, not a gzip encoding of them.
     """
-    session = requests.Session()
+    session = CredentialFreeSession()
     session.auth = _NoAuth()
     session.headers["Accept-Encoding"] = "identity"
     return session
@@ -393,7 +515,9 @@ class OktopostClient:
     """Calls the Oktopost API with Basic auth, throttled, retrying what may pass.
 
     `sleep`, `clock` (monotonic, for the throttle), `wall_clock` (for Retry-After
-    dates) and `jitter` are injectable so that tests never wait.
+    dates) and `jitter` are injectable so that tests never wait. A base_url with a
+    user name or password in it is refused; an `http://` one is warned of, since
+    the key would travel unencrypted.
     """
 
     def __init__(
@@ -410,6 +534,15 @@ class OktopostClient:
         wall_clock: Callable[[], float] = time.time,
         jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
+        problem = base_url_problem(base_url)
+        if problem is not None:
+            raise OktopostError(problem)
+        parts = urlsplit(base_url)
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            logger.warning(
+                "The base_url setting is http://, so the API key travels "
+                "unencrypted; use https://"
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
@@ -418,8 +551,9 @@ class OktopostClient:
         self.sleep = sleep
         self.wall_clock = wall_clock
         self.jitter = jitter
+        self.clock = clock
         self.throttle = CallThrottle(clock=clock, sleep=sleep)
-        self.session = requests.Session()
+        self.session = CredentialFreeSession()
         self.session.auth = auth
         self.session.headers["Accept"] = "application/json"
 
@@ -448,16 +582,44 @@ class OktopostClient:
         )
 
     def _get_once(self, path: str, what: str, params: dict[str, Any] | None) -> Any:
+        """One call, bounded as a whole by `timeout`, its answer by its size.
+
+        Errors are raised outside `except` blocks: a log formatter that prints the
+        exception chain must find no requests exception quoting a URL there.
+        """
         self.throttle.wait_for_turn()
+        deadline = self.clock() + self.timeout
+        failure: OktopostError | None = None
         try:
-            response = self.session.get(
-                f"{self.base_url}{path}", params=params, timeout=self.timeout
-            )
+            with self.session.get(
+                f"{self.base_url}{path}",
+                params=params,
+                timeout=self.timeout,
+                stream=True,
+            ) as response:
+                status = response.status_code
+                retry_after = response.headers.get("Retry-After")
+                content = read_answer(
+                    response, what=what, deadline=deadline, clock=self.clock
+                )
         except requests.RequestException as error:
-            raise request_error(error, what, target=self.base_url) from None
-        status = response.status_code
+            failure = request_error(error, what, target=self.base_url)
+        if failure is not None:
+            raise failure
+        return self._body(status, content, retry_after, path=path, what=what)
+
+    def _body(
+        self,
+        status: int,
+        content: bytes,
+        retry_after: str | None,
+        *,
+        path: str,
+        what: str,
+    ) -> Any:
+        """Give an answer's JSON body once `Result` says the call succeeded."""
         try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
             body = None
         if status >= 400:
@@ -466,12 +628,10 @@ class OktopostClient:
                 path=path,
                 what=what,
                 oktopost_said=oktopost_message(body),
-                retry_after=retry_after_seconds(
-                    response.headers.get("Retry-After"), self.wall_clock
-                ),
+                retry_after=retry_after_seconds(retry_after, self.wall_clock),
             )
         if not isinstance(body, dict):
-            snippet = response.text[:200].strip()
+            snippet = content[:200].decode("utf-8", "replace").strip()
             message = (
                 f"{what}: Oktopost answered HTTP {status} with no JSON: {snippet!r}"
             )
@@ -492,22 +652,52 @@ class OktopostClient:
         """Yield every export on every page.
 
         The page size is undocumented, so paging stops at `Total` or at an empty page,
-        whichever comes first.
+        whichever comes first. A page with no export unseen before (the same page
+        again, say) ends the listing with an error, as do MAX_PAGES pages: a server
+        that never reaches either end would otherwise spend the key's daily calls.
         """
         seen = 0
-        page = 0
-        while True:
+        total: object = None
+        known: set[str] = set()
+        pages: dict[tuple[str, ...], int] = {}
+        for page in range(MAX_PAGES):
             params: dict[str, Any] = {"_page": page}
             if status:
                 params["status"] = status
-            body = self.get("/bi-export", f"Listing exports (page {page})", params)
+            what = f"Listing exports (page {page})"
+            body = self.get("/bi-export", what, params)
             exports = body.get("Exports") or []
+            if not isinstance(exports, list) or not all(
+                isinstance(export, dict) for export in exports
+            ):
+                message = f"{what}: Oktopost's 'Exports' is not a list of exports"
+                raise OktopostError(message)
+            ids = tuple(str(export.get("Id")) for export in exports)
+            if ids and ids in pages:
+                message = (
+                    f"{what}: the same exports as page {pages[ids]}; Oktopost's "
+                    "paging goes round in circles, so the listing stops"
+                )
+                raise OktopostError(message)
+            if ids and known.issuperset(ids):
+                message = (
+                    f"{what}: no export that an earlier page did not list; "
+                    "Oktopost's paging makes no progress, so the listing stops"
+                )
+                raise OktopostError(message)
+            pages[ids] = page
+            known.update(ids)
             total = body.get("Total")
             yield from exports
             seen += len(exports)
             if not exports or (isinstance(total, int) and seen >= total):
                 return
-            page += 1
+        message = (
+            f"Listing exports: no end after {MAX_PAGES} pages ({seen} exports, "
+            f"Total {printable(repr(total)[:40])}); stopping before the key's "
+            "daily calls are spent"
+        )
+        raise OktopostError(message)
 
     def get_export(self, export_id: str) -> dict[str, Any]:
         """Describe one export, with a fresh link to its last run's file."""

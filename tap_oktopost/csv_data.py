@@ -1,8 +1,11 @@
-"""Reading export CSV files: table and column names, type inference, value parsing.
+"""Reading export CSV members: one decoding per file, type scans and records.
 
-The SDK does not parse strings, so every value leaves here already JSON-native and
-matching the column's JSON schema. Converters are chosen once per column so that the
-per-value cost stays a dictionary lookup or a regular-expression match.
+Names come from `tap_oktopost.names` and types from `tap_oktopost.column_types`;
+both are re-exported here so that callers need one import.
+
+A sync reads each member twice from local disk: `scan_member` decides the text
+encoding and the narrowest types holding every value, then `CsvSource` with that
+decoding and a `RecordBuilder` with the settled types make the records.
 """
 
 from __future__ import annotations
@@ -10,29 +13,67 @@ from __future__ import annotations
 import codecs
 import copy
 import csv
-import datetime
-import enum
-import functools
+import dataclasses
 import io
-import re
-import unicodedata
 import zipfile
 import zlib
-from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+from tap_oktopost.column_types import (
+    CONVERTERS,
+    TYPE_NAMES,
+    ColumnType,
+    classify,
+    column_type_of,
+    property_schema,
+    scan_types,
+    widen,
+)
+from tap_oktopost.names import (
+    EXPORT_ID,
+    EXPORT_RUN_AT,
+    EXTRA_VALUES,
+    ROW_NUMBER,
+    SOURCE_FILE,
+    SYNC_TIMESTAMP,
+    UNFIT_VALUES,
+    column_names,
+    table_name,
+)
 
-# Columns every CSV row carries besides its own; a header cell that cleans to one of
-# these names gets a numeric suffix instead.
-EXPORT_ID = "export_id"
-SYNC_TIMESTAMP = "sync_timestamp"
-SOURCE_FILE = "_sdc_source_file"
-ROW_NUMBER = "_sdc_row_number"
-EXPORT_RUN_AT = "_sdc_export_run_at"
-EXTRA_VALUES = "_sdc_extra"
-UNFIT_VALUES = "_sdc_unfit_values"
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+__all__ = [
+    "CONVERTERS",
+    "DEFAULT_KEY",
+    "EXPORT_ID",
+    "EXPORT_RUN_AT",
+    "EXTRA_VALUES",
+    "METADATA_PROPERTIES",
+    "READ_ERRORS",
+    "ROW_NUMBER",
+    "SOURCE_FILE",
+    "SYNC_TIMESTAMP",
+    "TYPE_NAMES",
+    "UNFIT_VALUES",
+    "ColumnType",
+    "CsvSource",
+    "Decoding",
+    "MemberScan",
+    "RecordBuilder",
+    "TableShape",
+    "classify",
+    "column_names",
+    "column_type_of",
+    "decoding_of",
+    "property_schema",
+    "scan_member",
+    "scan_types",
+    "table_name",
+    "widen",
+]
+
 DEFAULT_KEY = (EXPORT_ID, EXPORT_RUN_AT, SOURCE_FILE, ROW_NUMBER)
 METADATA_PROPERTIES: dict[str, dict[str, Any]] = {
     EXPORT_ID: {"type": ["string"], "description": "Oktopost BI export Id"},
@@ -56,224 +97,12 @@ METADATA_PROPERTIES: dict[str, dict[str, Any]] = {
     UNFIT_VALUES: {
         "type": ["object", "null"],
         "additionalProperties": {"type": "string"},
-        "description": "Column -> text of a value that does not fit the column's type",
+        "description": (
+            "Column name -> original text of this row's values that do not fit "
+            "their column's type (the column itself holds null)"
+        ),
     },
 }
-
-_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[-_ .]+|$)")
-_NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
-
-
-def snake_case(text: str) -> str:
-    """Make a name every warehouse accepts unquoted-alike: ASCII, lower case, `_`."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return _NOT_NAME_CHARS.sub("_", ascii_text.lower()).strip("_")
-
-
-def table_name(member_path: str) -> str | None:
-    """Name the table for an archive member; None for folders and non-CSV files.
-
-    The run date Oktopost puts in front of file names is dropped so that every run of
-    an export lands in the same table.
-    """
-    base_name = member_path.replace("\\", "/").rsplit("/", 1)[-1]
-    if not base_name.lower().endswith(".csv"):
-        return None
-    stem = base_name[: -len(".csv")]
-    return snake_case(_DATE_PREFIX.sub("", stem)) or snake_case(stem) or None
-
-
-def column_names(header: list[str]) -> list[str]:
-    """Clean header cells into unique column names, in header order."""
-    taken = set(METADATA_PROPERTIES)
-    names = []
-    for position, cell in enumerate(header, start=1):
-        base = snake_case(cell.lstrip("\ufeff")) or f"column_{position}"
-        name, suffix = base, 1
-        while name in taken:
-            suffix += 1
-            name = f"{base}_{suffix}"
-        taken.add(name)
-        names.append(name)
-    return names
-
-
-class ColumnType(enum.Enum):
-    """What a column's values have shown themselves to be; NULL means none seen."""
-
-    NULL = "null"
-    BOOLEAN = "boolean"
-    INTEGER = "integer"
-    NUMBER = "number"
-    DATE = "date"
-    DATE_TIME = "date-time"
-    STRING = "string"
-
-
-# Up to 18 digits, so that every integer fits a warehouse's 64-bit integer column.
-_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-    r"(?:Z|[-+][0-9]{2}(?::?[0-9]{2})?)?"
-)
-_NAIVE_DATE_TIME = re.compile(
-    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]((?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])"
-)
-_BOOLEANS = {"true": True, "false": False}
-
-
-TYPE_NAMES = [t.value for t in ColumnType if t is not ColumnType.NULL]
-"""The types a column can be given, by name."""
-
-
-def _parse_integer(value: str) -> int:
-    if _INTEGER.fullmatch(value) is None:
-        raise ValueError(value)
-    return int(value)
-
-
-def _parse_number(value: str) -> Decimal:
-    if _NUMBER.fullmatch(value) is None:
-        raise ValueError(value)
-    return Decimal(value)
-
-
-def _parse_boolean(value: str) -> bool:
-    try:
-        return _BOOLEANS[value.lower()]
-    except KeyError:
-        raise ValueError(value) from None
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_date(text: str) -> bool:
-    """Check a calendar date once: exports repeat the same few dates."""
-    try:
-        datetime.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _parse_date(value: str) -> str:
-    if _DATE.fullmatch(value) is None or not _is_date(value):
-        raise ValueError(value)
-    return value
-
-
-def _parse_date_time(value: str) -> str:
-    """Give RFC 3339 with an offset; a value without one is taken as UTC."""
-    naive = _NAIVE_DATE_TIME.fullmatch(value)
-    if naive is not None and _is_date(naive.group(1)):
-        return f"{naive.group(1)}T{naive.group(2)}+00:00"  # Oktopost's usual shape
-    if _DATE.fullmatch(value) is not None and _is_date(value):
-        return f"{value}T00:00:00+00:00"  # a date in a column widened to date-time
-    if _DATE_TIME.fullmatch(value) is None:
-        raise ValueError(value)
-    moment = datetime.datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.isoformat()
-
-
-def _keep_string(value: str) -> str:
-    return value
-
-
-CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
-    ColumnType.NULL: _keep_string,
-    ColumnType.BOOLEAN: _parse_boolean,
-    ColumnType.INTEGER: _parse_integer,
-    ColumnType.NUMBER: _parse_number,
-    ColumnType.DATE: _parse_date,
-    ColumnType.DATE_TIME: _parse_date_time,
-    ColumnType.STRING: _keep_string,
-}
-"""Parse a non-empty cell; raise ValueError when it does not fit the type."""
-
-_NARROWEST_FIRST = (
-    ColumnType.BOOLEAN,
-    ColumnType.INTEGER,
-    ColumnType.NUMBER,
-    ColumnType.DATE,
-    ColumnType.DATE_TIME,
-)
-
-
-def classify(value: str) -> ColumnType:
-    """Give the narrowest type of one non-empty cell."""
-    for column_type in _NARROWEST_FIRST:
-        try:
-            CONVERTERS[column_type](value)
-        except ValueError:
-            continue
-        return column_type
-    return ColumnType.STRING
-
-
-_WIDER_PAIRS = {
-    frozenset((ColumnType.INTEGER, ColumnType.NUMBER)): ColumnType.NUMBER,
-    frozenset((ColumnType.DATE, ColumnType.DATE_TIME)): ColumnType.DATE_TIME,
-}
-
-
-def widen(first: ColumnType, second: ColumnType) -> ColumnType:
-    """Give the narrowest type that holds values of both types."""
-    if first is second or second is ColumnType.NULL:
-        return first
-    if first is ColumnType.NULL:
-        return second
-    return _WIDER_PAIRS.get(frozenset((first, second)), ColumnType.STRING)
-
-
-def infer_types(rows: Iterable[list[str]], width: int) -> list[ColumnType]:
-    """Infer each of the first `width` columns' types from sample rows."""
-    types = [ColumnType.NULL] * width
-    for row in rows:
-        for position, value in enumerate(row[:width]):
-            if value:
-                current = types[position]
-                if current is not ColumnType.STRING:
-                    try:
-                        CONVERTERS[current](value)
-                    except ValueError:
-                        types[position] = widen(current, classify(value))
-                    else:
-                        if current is ColumnType.NULL:
-                            types[position] = classify(value)
-    return types
-
-
-def property_schema(column_type: ColumnType, header_cell: str) -> dict[str, Any]:
-    """Give a nullable JSON schema for a column, keeping the original header."""
-    if column_type in {ColumnType.DATE, ColumnType.DATE_TIME}:
-        schema: dict[str, Any] = {
-            "type": ["string", "null"],
-            "format": column_type.value,
-        }
-    elif column_type in {ColumnType.NULL, ColumnType.STRING}:
-        schema = {"type": ["string", "null"]}
-    else:
-        schema = {"type": [column_type.value, "null"]}
-    schema["description"] = header_cell
-    return schema
-
-
-def column_type_of(schema: dict[str, Any]) -> ColumnType:
-    """Read a column's type back from its JSON schema (for example from a catalog)."""
-    json_types = schema.get("type", [])
-    if isinstance(json_types, str):
-        json_types = [json_types]
-    non_null = [json_type for json_type in json_types if json_type != "null"]
-    if non_null == ["string"]:
-        return {"date": ColumnType.DATE, "date-time": ColumnType.DATE_TIME}.get(
-            schema.get("format", ""), ColumnType.STRING
-        )
-    if len(non_null) == 1 and non_null[0] in {"integer", "number", "boolean"}:
-        return ColumnType(non_null[0])
-    return ColumnType.STRING
 
 
 class TableShape:
@@ -285,7 +114,7 @@ class TableShape:
     def add(self, header: list[str], sample_rows: Iterable[list[str]]) -> None:
         """Add one file's columns, typed from its sample rows."""
         names = column_names(header)
-        types = infer_types(sample_rows, len(names))
+        types = scan_types(sample_rows, len(names))
         for name, cell, column_type in zip(names, header, types, strict=True):
             known_type, known_cell = self.columns.get(name, (ColumnType.NULL, cell))
             self.columns[name] = (widen(known_type, column_type), known_cell)
@@ -305,20 +134,28 @@ class TableShape:
 # A field may be large (a long post's text); the csv module's default cap is 128 KiB.
 csv.field_size_limit(2**31 - 1)
 
-READ_ERRORS = (csv.Error, zipfile.BadZipFile, zlib.error, EOFError, OSError)
+READ_ERRORS = (
+    csv.Error,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    UnicodeDecodeError,
+)
 """What reading a damaged or odd CSV member can raise."""
 
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+def _undefined_as_latin1(error: UnicodeError) -> tuple[str, int]:
+    """Read the five bytes cp1252 leaves undefined as Latin-1: nothing is lost."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
 
 
-class _Cp1252Fallback:
-    """Decode the bytes that are not UTF-8 as Windows-1252, counting how often.
+class _Replacements:
+    """Replace what does not decode past a head sample, counting how often."""
 
-    Registered as a codec error handler, so valid UTF-8 in the same file stays as it
-    is. The five bytes cp1252 leaves undefined are read as Latin-1: nothing is lost.
-    """
-
-    name = "tap-oktopost-cp1252"
+    name = "tap-oktopost-replace"
 
     def __init__(self) -> None:
         self.uses = 0
@@ -327,22 +164,55 @@ class _Cp1252Fallback:
         if not isinstance(error, UnicodeDecodeError):
             raise error
         self.uses += 1
-        text = "".join(
-            bytes([byte]).decode("cp1252", errors="ignore") or chr(byte)
-            for byte in error.object[error.start : error.end]
-        )
-        return text, error.end
+        return "\ufffd", error.end
 
 
-_CP1252_FALLBACK = _Cp1252Fallback()
-codecs.register_error(_Cp1252Fallback.name, _CP1252_FALLBACK)
+_LATIN1_ERRORS = "tap-oktopost-undefined-as-latin1"
+codecs.register_error(_LATIN1_ERRORS, _undefined_as_latin1)
+_REPLACEMENTS = _Replacements()
+codecs.register_error(_Replacements.name, _REPLACEMENTS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoding:
+    """How a whole member's bytes become text; `note` says what was repaired."""
+
+    encoding: str
+    errors: str = "strict"
+    note: str | None = None
+
+
+UTF_8 = Decoding("utf-8-sig")
+UTF_16 = Decoding("utf-16")
+CP1252 = Decoding(
+    "cp1252",
+    _LATIN1_ERRORS,
+    "text that is not UTF-8 was read as Windows-1252 (cp1252)",
+)
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def decoding_of(head: bytes, *, whole: bool) -> Decoding:
+    """Decide a member's decoding from its first bytes (`whole`: all of them).
+
+    A UTF-16 BOM decides; else the bytes are UTF-8 when they all decode as such (a
+    character cut at the end of a head sample is allowed), else cp1252.
+    """
+    if head[:2] in _UTF16_BOMS:
+        return UTF_16
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
+    except UnicodeDecodeError:
+        return CP1252
+    return UTF_8
 
 
 class _MemberBytes(io.RawIOBase):
     """A member's bytes, its first few put back, with NUL bytes dropped.
 
     NUL is no character a CSV value means, and warehouses such as PostgreSQL refuse
-    it in text.
+    it in text. A UTF-8 BOM in front of text read as cp1252 is dropped too: it
+    would otherwise become "ï»¿" in the first column's name.
     """
 
     def __init__(self, binary: IO[bytes], head: bytes, *, drop_nul: bool) -> None:
@@ -350,49 +220,221 @@ class _MemberBytes(io.RawIOBase):
         self.head = head
         self.drop_nul = drop_nul
         self.dropped_nul = False
+        self.drop_utf8_bom = False
+        self.at_start = True
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
+        size = len(buffer)
         while True:
-            data = self.head or self.binary.read(len(buffer))
-            self.head = b""
+            data = self.head[:size] or self.binary.read(size)
+            self.head = self.head[size:]
+            if not data:
+                return 0
+            if self.at_start:
+                self.at_start = False
+                if self.drop_utf8_bom:
+                    data = data.removeprefix(codecs.BOM_UTF8)
             if self.drop_nul and b"\x00" in data:
                 data = data.replace(b"\x00", b"")
                 self.dropped_nul = True
-                if not data:
-                    continue
-            buffer[: len(data)] = data
-            return len(data)
+            if data:
+                buffer[: len(data)] = data
+                return len(data)
 
 
 class CsvSource:
-    """Rows of one CSV member, whatever its encoding.
+    """Rows of one CSV member, decoded one way from its first byte to its last.
 
-    UTF-8 with or without a BOM, UTF-16 with a BOM, or text that is not UTF-8 (read
-    as cp1252, with a note).
+    Pass the `decoding` a whole-member scan decided (`scan_member`). Without one,
+    as at discovery where only a head sample is read, the first `buffer_bytes`
+    decide once the first row is asked for, and bytes further on that do not
+    decode are replaced, with a note. Nothing is read before the first row, so
+    a damaged member fails where the caller reads rows.
     """
 
-    def __init__(self, binary: IO[bytes], buffer_bytes: int = 1024 * 1024) -> None:
-        head = binary.read(4)
-        utf16 = head[:2] in _UTF16_BOMS
-        self._bytes = _MemberBytes(binary, head, drop_nul=not utf16)
-        self._fallbacks_before = _CP1252_FALLBACK.uses
+    def __init__(
+        self,
+        binary: IO[bytes],
+        buffer_bytes: int = 1024 * 1024,
+        decoding: Decoding | None = None,
+    ) -> None:
+        self.decoding = decoding
+        """How the member is decoded; None until a head sample decides."""
+        self._bytes = _MemberBytes(binary, b"", drop_nul=decoding is not UTF_16)
+        self._buffer_bytes = buffer_bytes
+        self._replacements_before = _REPLACEMENTS.uses
+        self.rows: Iterator[list[str]] = (
+            self._reader(decoding, decoding.errors)
+            if decoding is not None
+            else self._rows_decided_by_head()
+        )
+        """The CSV's rows; a blank line is an empty list."""
+
+    def _reader(self, decoding: Decoding, errors: str) -> Iterator[list[str]]:
+        self._bytes.drop_utf8_bom = decoding is CP1252
         text = io.TextIOWrapper(
-            io.BufferedReader(self._bytes, buffer_bytes),
-            encoding="utf-16" if utf16 else "utf-8-sig",
-            errors=_Cp1252Fallback.name,
+            io.BufferedReader(self._bytes, self._buffer_bytes),
+            encoding=decoding.encoding,
+            errors=errors,
             newline="",
         )
-        self.rows: Iterator[list[str]] = csv.reader(text)
-        """The CSV's rows; a blank line is an empty list."""
+        return csv.reader(text)
+
+    def _rows_decided_by_head(self) -> Iterator[list[str]]:
+        head = self._bytes.binary.read(self._buffer_bytes)
+        self.decoding = decoding_of(head, whole=len(head) < self._buffer_bytes)
+        self._bytes.head = head
+        self._bytes.drop_nul = self.decoding is not UTF_16
+        errors = CP1252.errors if self.decoding is CP1252 else _Replacements.name
+        yield from self._reader(self.decoding, errors)
+
+    def header(self) -> list[str] | None:
+        """Read the first non-blank row, leaving `rows` at the first data row."""
+        return next((row for row in self.rows if row), None)
 
     def repairs(self) -> list[str]:
         """Say what reading had to repair, for a warning that names the file."""
         notes = []
         if self._bytes.dropped_nul:
             notes.append("NUL bytes were dropped")
-        if _CP1252_FALLBACK.uses > self._fallbacks_before:
-            notes.append("text that is not UTF-8 was read as Windows-1252 (cp1252)")
+        if self.decoding is not None and self.decoding.note:
+            notes.append(self.decoding.note)
+        if _REPLACEMENTS.uses > self._replacements_before:
+            notes.append(
+                "bytes that are not UTF-8 after the first ones were replaced by U+FFFD"
+            )
         return notes
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberScan:
+    """What one pass over a whole member found, for reading it again for records."""
+
+    decoding: Decoding
+    header: list[str]
+    """The header's cells as written (empty for a member without one)."""
+    names: list[str]
+    """`column_names(header)`."""
+    types: list[ColumnType]
+    """Per column: the narrowest type, from the start type on, holding every value."""
+
+
+def scan_member(
+    open_member: Callable[[], IO[bytes]],
+    start_types: Mapping[str, ColumnType] | None = None,
+    pinned: Mapping[str, ColumnType] | None = None,
+) -> MemberScan:
+    """Decide a member's decoding and its columns' types from all of its bytes.
+
+    `open_member` opens the member from its start (it is called again when the
+    bytes turn out not to be UTF-8). Columns widen from `start_types` (by column
+    name; NULL for others); `pinned` columns keep their type and are not scanned.
+    """
+    with open_member() as binary:
+        bom = binary.read(2)
+    decoding = UTF_16 if bom in _UTF16_BOMS else UTF_8
+    try:
+        return _scan(open_member, decoding, start_types, pinned)
+    except UnicodeDecodeError:
+        if decoding is UTF_16:
+            raise
+    return _scan(open_member, CP1252, start_types, pinned)
+
+
+def _scan(
+    open_member: Callable[[], IO[bytes]],
+    decoding: Decoding,
+    start_types: Mapping[str, ColumnType] | None,
+    pinned: Mapping[str, ColumnType] | None,
+) -> MemberScan:
+    fixed = pinned or {}
+    with open_member() as binary:
+        source = CsvSource(binary, decoding=decoding)
+        header = source.header() or []
+        names = column_names(header)
+        start = [
+            ColumnType.STRING
+            if name in fixed
+            else (start_types or {}).get(name, ColumnType.NULL)
+            for name in names
+        ]
+        scanned = scan_types(source.rows, len(names), start)
+    types = [fixed.get(name, found) for name, found in zip(names, scanned, strict=True)]
+    return MemberScan(decoding, header, names, types)
+
+
+class RecordBuilder:
+    """Turns one member's data rows into records: the per-row path, kept lean.
+
+    Converters are chosen once per column and text columns are not touched. A value
+    that does not fit its column's type leaves the column null, goes to
+    `_sdc_unfit_values` as written, and is reported through `on_unfit(column name,
+    row number, value)`.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        types: Sequence[ColumnType],
+        metadata: Mapping[str, Any],
+        on_unfit: Callable[[str, int, str], None] | None = None,
+    ) -> None:
+        self.names = list(names)
+        self.on_unfit = on_unfit
+        self._typed = [
+            (position, CONVERTERS[column_type])
+            for position, column_type in enumerate(types)
+            if column_type not in {ColumnType.STRING, ColumnType.NULL}
+        ]
+        self._blank = dict.fromkeys(self.names)
+        self._blank.update(metadata)
+        self._blank[EXTRA_VALUES] = None
+        self._blank[UNFIT_VALUES] = None
+
+    def records(self, rows: Iterable[list[str]]) -> Iterator[dict[str, Any]]:
+        """Give a record per non-blank row, numbered from 1; `rows` follow a header."""
+        names, typed, blank = self.names, self._typed, self._blank
+        width = len(names)
+        row_number = 0
+        for row in rows:
+            if not row:
+                continue
+            row_number += 1
+            record = blank.copy()
+            record[ROW_NUMBER] = row_number
+            values = [value or None for value in row]
+            try:
+                for position, convert in typed:
+                    value = values[position]
+                    if value is not None:
+                        values[position] = convert(value)
+            except (ValueError, IndexError):  # a value that does not fit, a short row
+                values, record[UNFIT_VALUES] = self._fitting_values(row, row_number)
+            record.update(zip(names, values, strict=False))
+            if len(row) > width:
+                record[EXTRA_VALUES] = row[width:]
+            yield record
+
+    def _fitting_values(
+        self, row: list[str], row_number: int
+    ) -> tuple[list[Any], dict[str, str] | None]:
+        values: list[Any] = [value or None for value in row]
+        unfit: dict[str, str] = {}
+        for position, convert in self._typed:
+            if position >= len(row):
+                break
+            value = row[position]
+            if not value:
+                continue
+            try:
+                values[position] = convert(value)
+            except ValueError:
+                values[position] = None
+                name = self.names[position]
+                unfit[name] = value
+                if self.on_unfit is not None:
+                    self.on_unfit(name, row_number, value)
+        return values, unfit or None

@@ -30,12 +30,13 @@ from tap_oktopost.archive import (
     ExportArchive,
     NotCsvExportError,
     UnloadableExportError,
-    printable,
 )
 from tap_oktopost.client import (
     ExpiredLinkError,
     OktopostError,
     RetriableOktopostError,
+    body_pieces,
+    printable,
     retry_after_seconds,
     retrying,
     storage_session,
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
     from tap_oktopost.exports import ExportRun
 
 CHUNK_BYTES = 1024 * 1024
+"""A download that brings less than this in `timeout` seconds has stalled."""
+DEFAULT_MAX_ARCHIVE_BYTES = 5 * 1024**3
+"""The largest archive downloaded (max_archive_bytes): Oktopost's run files are
+megabytes; this bounds the disk a broken or hostile storage can fill."""
 _HEAD_RANGE = re.compile(r"bytes\s+0-([0-9]+)/([0-9]+)")
 _FILE_KINDS = {b"%PDF": "a PDF report", b"\xd0\xcf\x11\xe0": "an Office report"}
 _BAD_LINK = (
@@ -77,7 +82,8 @@ def redact(link: str) -> str:
         parts = urlsplit(link)
     except ValueError:
         return "a link that is not a URL"
-    return printable(f"{parts.scheme}://{parts.netloc}{parts.path}")
+    host = parts.netloc.rpartition("@")[2]  # never a user name or password
+    return printable(f"{parts.scheme}://{host}{parts.path}")
 
 
 class _WithoutQueryStrings(logging.Filter):
@@ -111,6 +117,26 @@ class ArchiveReadError(OktopostError):
     """Part of an archive that storage would not give, even after retries."""
 
 
+def read_at_most(
+    response: requests.Response,
+    limit: int,
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+) -> bytes | None:
+    """Read a body of `limit` bytes at most; None if it is longer or too slow.
+
+    A Range answer is small: one that goes on, or trickles past its deadline, is
+    cut off rather than read into memory or waited for.
+    """
+    body = bytearray()
+    for piece in body_pieces(response):
+        body += piece
+        if len(body) > limit or clock() > deadline:
+            return None
+    return bytes(body)
+
+
 class RemoteFile(io.RawIOBase):
     """A file on object storage, read through HTTP Range requests.
 
@@ -139,8 +165,10 @@ class RemoteFile(io.RawIOBase):
         where: str,
         retry: Callable[[Callable[[], bytes]], bytes],
         relink: Callable[[], str],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.session = session
+        self.clock = clock
         self.link = link
         self.size = size
         self.head = head
@@ -212,21 +240,31 @@ class RemoteFile(io.RawIOBase):
     def _fetch(self, first: int, last: int) -> None:
         start = first * self.BLOCK_BYTES
         end = min((last + 1) * self.BLOCK_BYTES, self.size)
+        failure: ArchiveReadError | None = None
         try:
             data = self.retry(lambda: self._get(start, end - 1))
         except RetriableOktopostError as error:
-            message = f"{error}; still failing after retries"
-            raise ArchiveReadError(message) from None
+            failure = ArchiveReadError(f"{error}; still failing after retries")
+        if failure is not None:
+            raise failure  # out of the handler, so no chained error is printed
         for index in range(first, last + 1):
             offset = index * self.BLOCK_BYTES - start
             self.blocks[index] = data[offset : offset + self.BLOCK_BYTES]
 
     def _get(self, first: int, last: int) -> bytes:
-        """One Range request for bytes `first` to `last`, both included."""
+        """One Range request for bytes `first` to `last`, both included.
+
+        The whole request, answer included, must end within `timeout`, and the
+        answer may not be longer than asked.
+        """
         if self._link_refused:
             self.link = self.relink()
             self._link_refused = False
         asked = f"bytes {first}-{last}"
+        length = last - first + 1
+        deadline = self.clock() + self.timeout
+        failure: RangeReadError | None = None
+        data: bytes | None = None
         try:
             with self.session.get(
                 self.link,
@@ -235,14 +273,24 @@ class RemoteFile(io.RawIOBase):
                 stream=True,
             ) as got:
                 status = got.status_code
-                data = got.content if status == HTTPStatus.PARTIAL_CONTENT else b""
+                if status == HTTPStatus.PARTIAL_CONTENT:
+                    data = read_at_most(
+                        got, length, deadline=deadline, clock=self.clock
+                    )
         except requests.RequestException as error:
-            message = f"{self.where}, {asked}: {type(error).__name__}"
-            raise RangeReadError(message) from None
-        if status == HTTPStatus.PARTIAL_CONTENT and len(data) == last - first + 1:
-            return data
-        if status == HTTPStatus.PARTIAL_CONTENT:
+            failure = RangeReadError(f"{self.where}, {asked}: {type(error).__name__}")
+        if failure is not None:
+            raise failure
+        if status == HTTPStatus.PARTIAL_CONTENT and data is not None:
+            if len(data) == length:
+                return data
             message = f"{self.where}, {asked}: HTTP {status} with {len(data)} bytes"
+            raise RangeReadError(message)
+        if status == HTTPStatus.PARTIAL_CONTENT:
+            message = (
+                f"{self.where}, {asked}: an answer longer than asked, or slower than "
+                "the request_timeout setting"
+            )
             raise RangeReadError(message)
         refused = storage_status_error(status, f"{self.where}, {asked}")
         self._link_refused = isinstance(refused, ExpiredLinkError)
@@ -259,6 +307,10 @@ class ArchiveStore:
     Discovery and the sync share one store, so a run downloaded to read its headers is
     not downloaded again to read its rows. Whatever goes wrong, `archive` raises an
     `OktopostError` naming the export, with no chained cause quoting a signed link.
+
+    Every download is bounded: it stops at `max_archive_bytes` (not retried, so a
+    file that large is never written twice), fails when less than CHUNK_BYTES come in
+    `timeout` seconds, and leaves no file behind when it fails.
     """
 
     def __init__(
@@ -270,9 +322,13 @@ class ArchiveStore:
         rate_limit_wait: float,
         max_uncompressed_bytes: int,
         logger: logging.Logger,
+        max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.refresh_run = refresh_run
+        self.max_archive_bytes = max_archive_bytes
+        self.clock = clock
         self.timeout = timeout
         self.max_retries = max_retries
         self.rate_limit_wait = rate_limit_wait
@@ -301,9 +357,10 @@ class ArchiveStore:
             nonlocal current
             try:
                 return self._download(current, ranged=headers_only)
-            except RetriableDownloadError:
-                current = self._fresh_link(run)
-                raise
+            except RetriableDownloadError as error:
+                failure = error
+            current = self._fresh_link(run)  # outside the handler: no chained error
+            raise failure
 
         archive = self._retrying(attempt)
         try:
@@ -371,10 +428,10 @@ class ArchiveStore:
             raise OktopostError(message)
         where = f"Export {run.export_id}: downloading {redact(run.link)}"
         head = {"Range": f"bytes=0-{RemoteFile.HEAD_BYTES - 1}"}
-        written = 0
+        # A name of the store's own: API data never names a file.
+        path = self._folder_path() / f"run-{next(self._file_numbers)}.zip"
+        failure: OktopostError | None = None
         try:
-            # A name of the store's own: API data never names a file.
-            path = self._folder_path() / f"run-{next(self._file_numbers)}.zip"
             with self.session.get(
                 run.link,
                 headers=head if ranged else None,
@@ -383,54 +440,95 @@ class ArchiveStore:
             ) as got:
                 if got.status_code == HTTPStatus.PARTIAL_CONTENT:
                     return self._open_remote(run, got, path)
-                if got.status_code != HTTPStatus.OK:
-                    retry_after = retry_after_seconds(got.headers.get("Retry-After"))
-                    refused = storage_status_error(got.status_code, where, retry_after)
-                    if isinstance(refused, RetriableOktopostError):
-                        raise RetriableDownloadError(str(refused))
-                    raise refused
-                expected = got.headers.get("Content-Length")
-                with path.open("wb") as file:
-                    for chunk in got.iter_content(CHUNK_BYTES):
-                        file.write(chunk)
-                        written += len(chunk)
+                written = self._save(run, got, path, where)
         except _BAD_LINK as error:
             message = (
                 f"Export {run.export_id}: its LastRunFile is no link the tap can "
                 f"download ({type(error).__name__})"
             )
-            raise OktopostError(message) from None
+            failure = OktopostError(message)
         except requests.TooManyRedirects:
-            message = f"{where}: the storage redirects in a loop"
-            raise OktopostError(message) from None
+            failure = OktopostError(f"{where}: the storage redirects in a loop")
         except requests.exceptions.ChunkedEncodingError:
             message = f"{where}: the connection closed before the whole file came"
-            raise RetriableDownloadError(message) from None
+            failure = RetriableDownloadError(message)
         except requests.RequestException as error:
-            message = f"{where}: {type(error).__name__}"
-            raise RetriableDownloadError(message) from None
+            failure = RetriableDownloadError(f"{where}: {type(error).__name__}")
         except OSError as error:
             message = f"{where}: cannot write the temporary file ({error.strerror})"
-            raise OktopostError(message) from None
+            failure = OktopostError(message)
+        except OktopostError as error:
+            failure = error
+        if failure is not None:
+            path.unlink(missing_ok=True)
+            failure.__context__ = None  # raised again below, out of any handler
+            raise failure
+        self.logger.info("Export %s: downloaded %d bytes", run.export_id, written)
+        return self._open(run, path)
+
+    def _save(
+        self, run: ExportRun, got: requests.Response, path: Path, where: str
+    ) -> int:
+        """Write an answer's file to `path`, bounded in size and in stalls."""
+        if got.status_code != HTTPStatus.OK:
+            retry_after = retry_after_seconds(got.headers.get("Retry-After"))
+            refused = storage_status_error(got.status_code, where, retry_after)
+            if isinstance(refused, RetriableOktopostError):
+                raise RetriableDownloadError(str(refused))
+            raise refused
+        expected = got.headers.get("Content-Length")
+        if expected is not None and expected.isdigit():
+            self._check_size(run, int(expected))
+        written = 0
+        mark, mark_time = 0, self.clock()
+        with path.open("wb") as file:
+            for piece in body_pieces(got, CHUNK_BYTES):
+                self._check_size(run, written + len(piece))
+                file.write(piece)
+                written += len(piece)
+                now = self.clock()
+                if written - mark >= CHUNK_BYTES:
+                    mark, mark_time = written, now
+                elif now - mark_time > self.timeout:
+                    message = (
+                        f"{where}: stalled, under {CHUNK_BYTES} bytes in "
+                        f"{self.timeout:g} s (request_timeout) after {written} bytes"
+                    )
+                    raise RetriableDownloadError(message)
         if expected is not None and expected.isdigit() and written != int(expected):
             message = f"{where}: got {written} of {expected} bytes"
             raise RetriableDownloadError(message)
-        self.logger.info("Export %s: downloaded %d bytes", run.export_id, written)
-        return self._open(run, path)
+        return written
+
+    def _check_size(self, run: ExportRun, size: int) -> None:
+        """Refuse an archive past max_archive_bytes before its bytes reach the disk."""
+        if size > self.max_archive_bytes:
+            message = (
+                f"Export {run.export_id}: its last run's file is over the "
+                f"max_archive_bytes setting ({self.max_archive_bytes} bytes); the "
+                "download stopped there"
+            )
+            raise UnloadableExportError(message)
 
     def _open_remote(
         self, run: ExportRun, got: requests.Response, path: Path
     ) -> ExportArchive:
         """Read the file remotely, or keep it when the first block was all of it."""
         found = _HEAD_RANGE.fullmatch(got.headers.get("Content-Range", "").strip())
-        head = got.content
-        if found is None or int(found.group(1)) != len(head) - 1:
+        head = read_at_most(
+            got,
+            RemoteFile.HEAD_BYTES,
+            deadline=self.clock() + self.timeout,
+            clock=self.clock,
+        )
+        if head is None or found is None or int(found.group(1)) != len(head) - 1:
             message = (
                 f"Export {run.export_id}: a Range answer that is not the file's head "
                 "with its total size"
             )
             raise RetriableDownloadError(message)
         size = int(found.group(2))
+        self._check_size(run, size)
         if len(head) >= size:
             path.write_bytes(head)
             return self._open(run, path)
@@ -444,11 +542,11 @@ class ArchiveStore:
             where=f"Export {run.export_id}: reading {redact(link)}",
             retry=self._retrying,
             relink=lambda: str(self._fresh_link(run).link),
+            clock=self.clock,
         )
         return self._open(run, remote)
 
-    @staticmethod
-    def _open(run: ExportRun, source: Path | RemoteFile) -> ExportArchive:
+    def _open(self, run: ExportRun, source: Path | RemoteFile) -> ExportArchive:
         if isinstance(source, Path):
             with source.open("rb") as file:
                 magic = file.read(4)
@@ -463,14 +561,16 @@ class ArchiveStore:
                     "export"
                 )
                 raise NotCsvExportError(message)
+            failure: RetriableDownloadError | None = None
             try:
-                return ExportArchive(run, source)
+                return ExportArchive(run, source, self.max_uncompressed_bytes)
             except ZIP_ERRORS as error:
                 message = (
                     f"Export {run.export_id}: corrupt ZIP archive "
-                    f"({type(error).__name__}: {error})"
+                    f"({type(error).__name__}: {printable(str(error))})"
                 )
-                raise RetriableDownloadError(message) from None
+                failure = RetriableDownloadError(message)
+            raise failure
         except OktopostError:
             if isinstance(source, Path):
                 source.unlink(missing_ok=True)

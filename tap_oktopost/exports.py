@@ -1,7 +1,7 @@
 """What an export detail means for loading: its run, its file, and what is safe to emit.
 
 Oktopost's answers carry credentials (SFTP passwords, signed links); everything that
-leaves the tap as a record goes through `safe_export_record` first.
+leaves the tap as a record goes through `without_secrets` first.
 """
 
 from __future__ import annotations
@@ -94,11 +94,63 @@ def link_file_name(link: str) -> str:
     return unquote(posixpath.basename(urlsplit(link).path))
 
 
+SAFE_DESTINATION_FIELDS = frozenset(
+    {
+        "Email",
+        "Emails",
+        "FirstName",
+        "LastName",
+        "Name",
+        "Username",
+        "UserName",
+        "Host",
+        "Hostname",
+        "Port",
+        "Protocol",
+        "BucketName",
+        "Bucket",
+        "Region",
+        "Path",
+        "Folder",
+        "Directory",
+        "Prefix",
+        "AccountName",
+        "Container",
+    }
+)
+"""The `Destination` fields a record keeps: names, addresses and places, never a
+credential. Anything else (Passwd, ConnectionString, SasUrl, a nested object) is
+dropped, as a deny list cannot know every name a password hides under."""
+
+
+def safe_destination(destination: Any) -> dict[str, Any]:
+    """Keep the allowed fields of a destination that hold a plain value."""
+    if not isinstance(destination, dict):
+        return {}
+    return {
+        name: value
+        for name, value in destination.items()
+        if name in SAFE_DESTINATION_FIELDS and _is_plain(value)
+    }
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(isinstance(item, str) for item in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def without_secrets(value: Any) -> Any:
-    """Drop every field whose name says it holds a credential, at any depth."""
+    """Make an export safe to emit: `Destination` by allow list, then by name.
+
+    Besides the destination, a field whose name says it holds a credential is
+    dropped at any depth.
+    """
     if isinstance(value, dict):
         return {
-            name: without_secrets(item)
+            name: safe_destination(item)
+            if name == "Destination"
+            else without_secrets(item)
             for name, item in value.items()
             if not _SECRET_NAME.search(name)
         }

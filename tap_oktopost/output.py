@@ -4,7 +4,8 @@ Export files run to millions of rows. Going through the SDK's per-record path co
 more than reading and parsing them (selection masks, type conformance, stream maps,
 a message object, a flush per line), so rows that need none of that are encoded here
 in one `msgspec` call each and written to stdout a batch at a time. The lines are the
-ones the SDK's own writer would produce.
+ones the SDK's own writer would produce but for `time_extracted`: one time per file
+read, not one per record (tests/test_records.py compares the two).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-import itertools
+import functools
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream, metrics
@@ -14,37 +14,34 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_oktopost.client import OktopostError
 from tap_oktopost.csv_data import (
-    CONVERTERS,
     EXPORT_ID,
     EXPORT_RUN_AT,
-    EXTRA_VALUES,
     METADATA_PROPERTIES,
     READ_ERRORS,
-    ROW_NUMBER,
     SOURCE_FILE,
     SYNC_TIMESTAMP,
     UNFIT_VALUES,
     ColumnType,
     CsvSource,
-    column_names,
+    MemberScan,
+    RecordBuilder,
     column_type_of,
-    infer_types,
     property_schema,
+    scan_member,
     widen,
 )
 from tap_oktopost.exports import without_secrets
 from tap_oktopost.ledger import EXPORTS_STREAM
 from tap_oktopost.output import RecordLines
-from tap_oktopost.type_policy import settle_types
+from tap_oktopost.type_policy import KEEP, settle_types
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib import Catalog
 
     from tap_oktopost.download import ExportArchive
-    from tap_oktopost.exports import ExportRun
     from tap_oktopost.runs import SyncPlan
     from tap_oktopost.tap import TapOktopost
 
@@ -190,6 +187,8 @@ class ExportFileStream(OktopostStream):
         super().__init__(tap, schema=schema, name=name)
         self.primary_keys = primary_keys
         self._record_counter: metrics.Counter | None = None
+        self._scans: dict[tuple[str, str], MemberScan] = {}
+        """What each file's scan found, by export and member, for reading it."""
 
     @property
     def emit_activate_version_messages(self) -> bool:
@@ -202,20 +201,29 @@ class ExportFileStream(OktopostStream):
         Runs before the stream's first SCHEMA, so no column changes type within a
         sync. A file that cannot be read fails its export only.
         """
+        remembered = self.stream_state.get(COLUMN_TYPES_KEY, {})
+        pinned = self.oktopost.pinned_types(self.name)
+        policy = self.oktopost.column_typing
+        fixed = {**(remembered if policy == KEEP else {}), **pinned}
         scanned: dict[str, ColumnType] = {}
         headers: dict[str, str] = {}
         for load in list(plan.loads.values()):
+            archive = load.archive
             for member in load.members(self.name):
-                assert load.archive is not None  # noqa: S101
+                assert archive is not None  # noqa: S101
                 try:
-                    names, cells, types = _scan_member(load.archive, member)
-                except OktopostError as error:
-                    plan.fail(load.run.export_id, error)
-                    break
-                for name, cell, column_type in zip(names, cells, types, strict=True):
-                    scanned[name] = widen(
-                        scanned.get(name, ColumnType.NULL), column_type
+                    scan = scan_member(
+                        functools.partial(archive.open_member, member),
+                        pinned={name: ColumnType(t) for name, t in fixed.items()},
                     )
+                except READ_ERRORS as error:
+                    plan.fail(load.run.export_id, member_error(archive, member, error))
+                    break
+                self._scans[archive.run.export_id, member] = scan
+                for name, cell, found in zip(
+                    scan.names, scan.header, scan.types, strict=True
+                ):
+                    scanned[name] = widen(scanned.get(name, ColumnType.NULL), found)
                     headers.setdefault(name, cell)
         properties = self.effective_schema["properties"]
         settled = settle_types(
@@ -225,9 +233,9 @@ class ExportFileStream(OktopostStream):
                 if name not in METADATA_PROPERTIES
             },
             scanned=scanned,
-            remembered=self.stream_state.get(COLUMN_TYPES_KEY, {}),
-            pinned=self.oktopost.pinned_types(self.name),
-            policy=self.oktopost.column_typing,
+            remembered=remembered,
+            pinned=pinned,
+            policy=policy,
         )
         new_properties = copy.deepcopy(METADATA_PROPERTIES)
         for name, column_type in settled.items():
@@ -330,141 +338,95 @@ class ExportFileStream(OktopostStream):
     def _read_member(
         self, archive: ExportArchive, member: str
     ) -> Iterator[dict[str, Any]]:
-        export_id = archive.run.export_id
-        with archive.open_member(member) as binary:
-            source = CsvSource(binary)
-            delivered = 0
-            try:
-                for record in self._records(archive.run, member, source.rows):
-                    yield record
-                    delivered += 1
-            except READ_ERRORS as error:
-                raise member_error(archive, member, delivered, error) from None
-            if repairs := source.repairs():
-                self.logger.warning(
-                    "Export %s, file %s: %s", export_id, member, "; ".join(repairs)
-                )
-
-    def _records(
-        self, run: ExportRun, member: str, rows: Iterator[list[str]]
-    ) -> Iterator[dict[str, Any]]:
-        """Turn CSV rows into records: the per-row path, kept lean."""
-        header = next((row for row in rows if row), None)
-        if header is None:
-            return
-        names = column_names(header)
+        """Read a file with the decoding and columns its scan found."""
+        scan = self._scans.pop((archive.run.export_id, member))
         properties = self.effective_schema["properties"]
-        converters = [CONVERTERS[column_type_of(properties[n])] for n in names]
-        keep_text = CONVERTERS[ColumnType.STRING]
-        typed = [(i, c) for i, c in enumerate(converters) if c is not keep_text]
-        blank = dict.fromkeys(names)
-        blank.update(
+        unfit = UnfitValues(self, member)
+        builder = RecordBuilder(
+            scan.names,
+            [column_type_of(properties[name]) for name in scan.names],
             {
-                EXPORT_ID: run.export_id,
+                EXPORT_ID: archive.run.export_id,
                 SYNC_TIMESTAMP: self.oktopost.sync_timestamp,
                 SOURCE_FILE: member,
-                EXPORT_RUN_AT: run.run_at,
-                EXTRA_VALUES: None,
-                UNFIT_VALUES: None,
-            }
+                EXPORT_RUN_AT: archive.run.run_at,
+            },
+            on_unfit=unfit.note,
         )
-        width = len(names)
-        row_number = 0
-        warned: set[str] = set()
-        for row in rows:
-            if not row:
-                continue
-            row_number += 1
-            record = blank.copy()
-            record[ROW_NUMBER] = row_number
-            values = [value or None for value in row]
-            try:
-                for position, convert in typed:
-                    value = values[position]
-                    if value is not None:
-                        values[position] = convert(value)
-            except (ValueError, IndexError):  # a value that does not fit, or short row
-                values, unfit = _convert_each(converters, names, row)
-                if unfit:
-                    record[UNFIT_VALUES] = unfit
-                    self._warn_unfit(member, row_number, unfit, warned)
-            record.update(zip(names, values, strict=False))
-            if len(row) > width:
-                record[EXTRA_VALUES] = row[width:]
-            yield record
+        delivered = 0
+        try:
+            with archive.open_member(member) as binary:
+                source = CsvSource(binary, decoding=scan.decoding)
+                source.header()
+                for record in builder.records(source.rows):
+                    yield record
+                    delivered += 1
+        except READ_ERRORS as error:
+            raise member_error(archive, member, error, delivered) from None
+        unfit.summarise()
+        if repairs := source.repairs():
+            self.logger.warning(
+                "Export %s, file %s: %s",
+                archive.run.export_id,
+                member,
+                "; ".join(repairs),
+            )
 
-    def _warn_unfit(
-        self, member: str, row_number: int, unfit: dict[str, str], warned: set[str]
-    ) -> None:
-        """Warn once per column and file of a value kept out of its typed column."""
-        pinned = self.oktopost.pinned_types(self.name)
-        properties = self.effective_schema["properties"]
-        for name in sorted(set(unfit) - warned):
-            warned.add(name)
-            column_type = column_type_of(properties[name]).value
+
+class UnfitValues:
+    """Warns of values kept out of their typed column: once per column and file."""
+
+    def __init__(self, stream: ExportFileStream, member: str) -> None:
+        self.stream = stream
+        self.member = member
+        self.counts: dict[str, int] = {}
+
+    def note(self, column: str, row_number: int, value: str) -> None:
+        """Count an unfit value; the first of a column is named with its row."""
+        self.counts[column] = self.counts.get(column, 0) + 1
+        if self.counts[column] > 1:
+            return
+        stream = self.stream
+        column_type = column_type_of(stream.effective_schema["properties"][column])
+        if column in stream.oktopost.pinned_types(stream.name):
+            advice = "as the column_types setting pins it"
+        else:
             advice = (
-                "as the column_types setting pins it"
-                if name in pinned
-                else "the type its table has had since an earlier sync. To widen the "
-                f'column for good, set column_types {{"{self.name}": {{"{name}": '
+                "the type its table has had since an earlier sync. To widen the "
+                f'column for good, set column_types {{"{stream.name}": {{"{column}": '
                 '"string"}} and alter the column in the warehouse'
             )
-            self.logger.warning(
-                "Stream %s, file %s, row %d: column %s holds a value that is not %s, "
-                "%s; the row's %s is null and the text is kept in %s (later rows "
-                "of this file are not named again).",
-                self.name,
-                member,
-                row_number,
-                name,
-                column_type,
-                advice,
-                name,
+        stream.logger.warning(
+            "Stream %s, file %s, row %d: column %s holds %r, which does not fit its "
+            "type, %s, %s; the row's %s is null and the text is kept in %s.",
+            stream.name,
+            self.member,
+            row_number,
+            column,
+            value[:80],
+            column_type.value,
+            advice,
+            column,
+            UNFIT_VALUES,
+        )
+
+    def summarise(self) -> None:
+        """Say how many values of each column did not fit, once the file is read."""
+        if self.counts:
+            self.stream.logger.warning(
+                "Stream %s, file %s: values kept in %s: %s",
+                self.stream.name,
+                self.member,
                 UNFIT_VALUES,
+                ", ".join(f"{n} of column {c}" for c, n in sorted(self.counts.items())),
             )
-
-
-def _convert_each(
-    converters: list[Callable[[str], Any]], names: list[str], row: list[str]
-) -> tuple[list[Any], dict[str, str]]:
-    """Convert a row value by value, keeping the text of values that do not fit."""
-    values: list[Any] = []
-    unfit: dict[str, str] = {}
-    for convert, name, value in zip(converters, names, row, strict=False):
-        if not value:
-            values.append(None)
-            continue
-        try:
-            values.append(convert(value))
-        except ValueError:
-            unfit[name] = value
-            values.append(None)
-    return values, unfit
-
-
-def _scan_member(
-    archive: ExportArchive, member: str
-) -> tuple[list[str], list[str], list[ColumnType]]:
-    """Read a whole file for its column names and the types every value fits."""
-    counter = itertools.count()
-    try:
-        with archive.open_member(member) as binary:
-            rows = (row for row in CsvSource(binary).rows if row)
-            header = next(rows, None)
-            if header is None:
-                return [], [], []
-            names = column_names(header)
-            counted = (row for row in rows if next(counter) >= 0)
-            return names, header, infer_types(counted, len(names))
-    except READ_ERRORS as error:
-        raise member_error(archive, member, next(counter), error) from None
 
 
 def member_error(
-    archive: ExportArchive, member: str, rows_read: int, error: Exception
+    archive: ExportArchive, member: str, error: Exception, rows_read: int = 0
 ) -> OktopostError:
     """Name the export, file and row where a damaged or unreadable file broke off."""
-    return OktopostError(
-        f"Export {archive.run.export_id}, file {member}, after data row "
-        f"{rows_read}: {type(error).__name__}: {error}"
-    )
+    where = f"Export {archive.run.export_id}, file {member}"
+    if rows_read:
+        where = f"{where}, after data row {rows_read}"
+    return OktopostError(f"{where}: {type(error).__name__}: {error}")

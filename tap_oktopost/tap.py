@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import difflib
 import itertools
+import json
+import signal
 import sys
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,13 +19,16 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_oktopost.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
 from tap_oktopost.client import (
     EU_BASE_URL,
     US_BASE_URL,
     OktopostClient,
     OktopostError,
+    base_url_problem,
     retry_settings,
 )
 from tap_oktopost.csv_data import (
@@ -33,7 +39,11 @@ from tap_oktopost.csv_data import (
     CsvSource,
     TableShape,
 )
-from tap_oktopost.download import ArchiveStore, ExportArchive
+from tap_oktopost.download import (
+    DEFAULT_MAX_ARCHIVE_BYTES,
+    ArchiveStore,
+    ExportArchive,
+)
 from tap_oktopost.exports import ExportRun
 from tap_oktopost.ledger import EXPORTS_STREAM, RunLedger, read_bookmarks
 from tap_oktopost.runs import SyncPlan
@@ -46,6 +56,8 @@ from tap_oktopost.streams import (
 from tap_oktopost.type_policy import KEEP, TYPING_POLICIES
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from singer_sdk import Stream
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
@@ -170,9 +182,22 @@ class TapOktopost(Tap):
         th.Property(
             "max_uncompressed_bytes",
             th.IntegerType(minimum=1),
-            default=20 * 1024**3,
+            default=DEFAULT_MAX_UNCOMPRESSED_BYTES,
             title="Max Uncompressed Bytes",
-            description="Largest export archive, uncompressed, the tap will read",
+            description=(
+                "Largest export archive, uncompressed, the tap will read: counted "
+                "on the bytes actually inflated, whatever the archive claims"
+            ),
+        ),
+        th.Property(
+            "max_archive_bytes",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_ARCHIVE_BYTES,
+            title="Max Archive Bytes",
+            description=(
+                "Largest export archive, as downloaded, the tap will write to disk: "
+                "a download stops there"
+            ),
         ),
     ).to_dict()
 
@@ -199,10 +224,13 @@ class TapOktopost(Tap):
         except ConfigValidationError as error:
             cls.logger.error("Config validation error: %s", "; ".join(error.errors))
             ctx.exit(1)
+        failure: OktopostError | None = None
         try:
             user = tap.client.check_credentials()
         except OktopostError as error:
-            cls.logger.error("%s", error)
+            failure = error
+        if failure is not None:
+            tap.logger.error("%s", failure)
             ctx.exit(1)
         tap.logger.info(
             "Oktopost accepted the credentials of account %s (user %s)",
@@ -210,6 +238,38 @@ class TapOktopost(Tap):
             user.get("Name") or user.get("Id") or "unnamed",
         )
         ctx.exit()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Validate the settings with messages that never quote a value.
+
+        The SDK's messages quote the value refused (`12345 is not of type
+        'string'`), which for api_key is the key itself, and for base_url may be a
+        password; these name the setting and the rule instead.
+        """
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        errors = config_errors(self._config, schema)
+        if errors and raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed", errors=errors, schema=schema
+            )
+        for error in errors:
+            self.logger.warning("Config validation error: %s", error)
+        return errors
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Write the state as the SDK does, then exit 128 + signal, not 0.
+
+        A sync cut short by SIGTERM or SIGINT did not finish: an orchestrator must
+        not count it a success.
+        """
+        with contextlib.suppress(SystemExit):
+            super()._handle_termination(signum, frame)
+        self.logger.error(
+            "Stopped by %s before the sync finished; the state sent so far is kept",
+            signal.Signals(signum).name,
+        )
+        sys.exit(128 + signum)
 
     @property
     def streams(self) -> dict[str, Stream]:
@@ -228,7 +288,12 @@ class TapOktopost(Tap):
         """Every archive this process downloads, shared by discovery and sync."""
         return ArchiveStore(
             self.export_run,
-            max_uncompressed_bytes=self.config.get("max_uncompressed_bytes", 20 << 30),
+            max_uncompressed_bytes=self.config.get(
+                "max_uncompressed_bytes", DEFAULT_MAX_UNCOMPRESSED_BYTES
+            ),
+            max_archive_bytes=self.config.get(
+                "max_archive_bytes", DEFAULT_MAX_ARCHIVE_BYTES
+            ),
             **self._retry_settings,
         )
 
@@ -440,6 +505,23 @@ class TapOktopost(Tap):
     def _primary_keys(self, stream_name: str) -> list[str]:
         configured: dict[str, list[str]] = self.config.get("primary_keys") or {}
         return list(configured.get(stream_name) or DEFAULT_KEY)
+
+
+def config_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """Check settings against their schema, naming each setting and rule, no value."""
+    validator = JSONSchemaValidator(schema)
+    errors = []
+    for error in validator.iter_errors(config):
+        where = ".".join(str(part) for part in error.absolute_path) or "config"
+        if error.validator == "required":
+            errors.append(error.message)  # names the missing setting, no value
+        else:
+            rule = f"{error.validator} {json.dumps(error.validator_value)}"
+            errors.append(f"Setting {where} fails the rule {rule}")
+    base_url = config.get("base_url")
+    if isinstance(base_url, str) and (problem := base_url_problem(base_url)):
+        errors.append(problem)
+    return errors
 
 
 if __name__ == "__main__":

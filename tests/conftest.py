@@ -21,7 +21,12 @@ import pytest
 
 from tap_oktopost.ledger import read_bookmarks
 from tap_oktopost.tap import TapOktopost
-from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
+from tests.oktopost_stand_in import (
+    OktopostStandIn,
+    StandInExport,
+    demo_exports,
+    make_zip,
+)
 
 TAP = [sys.executable, "-m", "tap_oktopost"]
 
@@ -210,3 +215,11 @@ def stand_in() -> Any:
     """A fresh stand-in per test, with small pages so that paging is exercised."""
     with OktopostStandIn(page_size=2) as server:
         yield server
+
+
+@pytest.fixture
+def demo(stand_in: OktopostStandIn) -> OktopostStandIn:
+    """The stand-in serving the demo exports."""
+    for export in demo_exports():
+        stand_in.add_export(export)
+    return stand_in

@@ -1,7 +1,7 @@
 """A local stand-in for the Oktopost BI Export API and its object storage.
 
 No live Oktopost API is reachable from the tests, so this models the behaviour
-described in ``/work/shared/oktopost-api.md``: Basic-auth JSON API under ``/v2``,
+Oktopost documents (and its official client shows): Basic-auth JSON API under ``/v2``,
 paged export listing, export details carrying a pre-signed link, and an S3-like
 storage server on a second port that serves the last run's ZIP archive. Knobs
 (``fail_next``, ``truncate_next_download``, ``honour_range``, ...) let tests

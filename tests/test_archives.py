@@ -29,6 +29,8 @@ from tap_oktopost.exports import ExportRun
 from tests.conftest import config_for, csv_text, run_tap
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
 EXPORT = "032000000000001"
 OTHER = "032000000000002"
 HEAD = RemoteFile.HEAD_BYTES
@@ -309,7 +311,7 @@ def test_a_block_that_keeps_failing_names_the_export(
     assert "HTTP 500 from the file storage; still failing after retries" in message
     assert "X-Amz" not in message
     assert raised.value.__cause__ is None
-    assert raised.value.__suppress_context__
+    assert raised.value.__context__ is None
 
 
 def test_a_block_refused_for_an_expired_link_is_read_with_a_fresh_one(

@@ -11,6 +11,8 @@ import pytest
 from tests.conftest import config_for, csv_text, deselect, export_with, run_tap
 from tests.oktopost_stand_in import OktopostStandIn
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
 EXPORT = "032000000000001"
 
 

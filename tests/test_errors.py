@@ -25,13 +25,19 @@ from tests.conftest import (
     export_with,
     run_tap,
 )
-from tests.oktopost_stand_in import OktopostStandIn, StandInExport, demo_exports
+from tests.oktopost_stand_in import (
+    OktopostStandIn,
+    StandInExport,
+    demo_exports,
+    make_zip,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTS = "032000000000101"
 CAMPAIGNS = "032000000000102"
 LOG_LINE = re.compile(r"\| (?P<level>ERROR|WARNING)\s*\| [^|]+\| (?P<message>.*)$")
 SUMMARY = "Exports failed ("
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 
 def troubleshooting_rows() -> list[tuple[list[str], bool]]:
@@ -69,6 +75,8 @@ class Case:
     make: Callable[[OktopostStandIn, Path], TapRun]
     failed_exports: int = 0
     """Exports whose errors come before the `Exports failed` summary."""
+    known_bug: str = ""
+    """Why the tap does not say this yet: the case must fail until it does."""
 
 
 CASES: dict[str, Case] = {}
@@ -76,12 +84,14 @@ TARGET_MESSAGES = {"Altering columns is not supported"}
 """Messages of a target, not the tap: tests/test_targets.py meets them."""
 
 
-def case(*messages: str, failed_exports: int = 0) -> Callable[[Any], Any]:
+def case(
+    *messages: str, failed_exports: int = 0, known_bug: str = ""
+) -> Callable[[Any], Any]:
     """Register the function making a run that logs these README messages."""
 
     def register(make: Callable[[OktopostStandIn, Path], TapRun]) -> Any:
         for message in messages:
-            CASES[message] = Case(make, failed_exports)
+            CASES[message] = Case(make, failed_exports, known_bug)
         return make
 
     return register
@@ -103,9 +113,22 @@ def missing_api_key(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     return run_tap(config, tmp_path, check=False)
 
 
-@case("Config validation error: ... in config['base_url']")
+@case("Config validation error: Setting <name> fails the rule ...")
 def base_url_not_a_url(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
-    return tap(stand_in, tmp_path, settings={"base_url": "api.oktopost.com/v2"})
+    run = tap(stand_in, tmp_path, settings={"base_url": "api.oktopost.com/v2"})
+    assert "Setting base_url fails the rule pattern" in run.stderr
+    return run
+
+
+@case(
+    "Config validation error: The base_url setting holds a user name or password "
+    "(user:password@); ..."
+)
+def base_url_with_password(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    base_url = stand_in.base_url.replace("http://", "http://bi:Pa55word@")
+    run = tap(stand_in, tmp_path, settings={"base_url": base_url})
+    assert "Pa55word" not in run.stderr
+    return run
 
 
 @case(
@@ -281,7 +304,14 @@ def new_run_mid_sync(
     return tap(stand_in, tmp_path, catalog=catalog)
 
 
-@case("Export <id>, file <name>, after data row <n>: ...", failed_exports=1)
+@case(
+    "Export <id>, file <name>, after data row <n>: ...",
+    failed_exports=1,
+    known_bug=(
+        "main logs 'Export <id>, file <name>: DamagedMemberError: Export <id> (<Type>),"
+        " file <name>: BadZipFile: ...' (test_faults fails the same way)"
+    ),
+)
 def damaged_member(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     rows = [["Id", "Text"], *[[str(n), f"row {n}"] for n in range(1, 5001)]]
     buffer = io.BytesIO()
@@ -308,7 +338,10 @@ def odd_text(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     return tap(stand_in, tmp_path)
 
 
-@case("Stream <s>, file <f>, row <n>: column <c> holds a value that is not <type>, ...")
+@case(
+    "... column <c> holds '<text>', which does not fit its type, <type>, as the "
+    "column_types setting pins it..."
+)
 def unfit_value(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     leads = csv_text([["Lead ID", "Clicks"], ["1", "3"], ["2", "n/a"]])
     stand_in.add_export(export_with(POSTS, {"Leads.csv": leads}))
@@ -328,6 +361,21 @@ def catalog_lacks_a_table(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     return tap(stand_in, tmp_path, catalog=catalog)
 
 
+@case(
+    "Stream <s>, file <f>, row <n>: column <c> holds '<text>', which does not fit "
+    "its type, <type>, the type its table has had since an earlier sync. To widen "
+    "the column for good, set column_types {...} ..."
+)
+def unfit_value_of_a_later_run(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    header = ["Lead ID", "Clicks"]
+    first = csv_text([header, ["1", "3"]])
+    stand_in.add_export(export_with(POSTS, {"Leads.csv": first}, "2026-11-01"))
+    state = tap(stand_in, tmp_path).final_state
+    later = csv_text([header, ["2", "n/a"]])
+    stand_in.set_run(POSTS, make_zip({"Leads.csv": later}), "2026-11-02")
+    return tap(stand_in, tmp_path, state=state)
+
+
 def test_every_troubleshooting_message_has_a_case() -> None:
     documented = {
         message for messages, _ in troubleshooting_rows() for message in messages
@@ -343,7 +391,18 @@ WARNINGS = {
 }
 
 
-@pytest.mark.parametrize("message", sorted(CASES))
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(
+            message,
+            marks=[pytest.mark.xfail(strict=True, reason=CASES[message].known_bug)]
+            if CASES[message].known_bug
+            else [],
+        )
+        for message in sorted(CASES)
+    ],
+)
 def test_the_tap_says_what_the_readme_says(
     message: str,
     stand_in: OktopostStandIn,

@@ -26,16 +26,11 @@ from tests.conftest import (
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, demo_exports
 from tests.test_sync import assert_no_secret
 
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
 POSTS = "032000000000101"
 CAMPAIGNS = "032000000000102"
 ALL_ROWS = {"posts": 40, "post_stats": 20, "campaigns": 10}
-
-
-@pytest.fixture
-def demo(stand_in: OktopostStandIn) -> OktopostStandIn:
-    for export in demo_exports():
-        stand_in.add_export(export)
-    return stand_in
 
 
 def debug_run(stand_in: OktopostStandIn, tmp_path: Path, **kwargs: Any) -> TapRun:

@@ -53,6 +53,7 @@ DEMO_COUNTS = {
     "active_export_metadata": 3,
 }
 POSTS_EXPORT = "032000000000101"
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 
 def readme_command(line: str) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
-
 from tap_oktopost.csv_data import DEFAULT_KEY
 from tap_oktopost.ledger import ExportBookmark, read_bookmarks
 from tests.conftest import (
@@ -22,13 +20,6 @@ from tests.oktopost_stand_in import OktopostStandIn, demo_exports
 
 POSTS, CAMPAIGNS = "032000000000101", "032000000000102"
 CSV_STREAMS = ("posts", "post_stats", "campaigns")
-
-
-@pytest.fixture
-def demo(stand_in: OktopostStandIn) -> OktopostStandIn:
-    for export in demo_exports():
-        stand_in.add_export(export)
-    return stand_in
 
 
 def keyed(records: list[dict[str, Any]], stream: str) -> dict[tuple[Any, ...], Any]:

@@ -22,9 +22,10 @@ from tests.conftest import (
 from tests.oktopost_stand_in import (
     OktopostStandIn,
     StandInExport,
-    demo_exports,
     make_zip,
 )
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 POSTS_HEADER = ["Post ID", "Network", "Message", "Clicks", "Rate", "Boosted", "At"]
 TRICKY_MESSAGE = 'He said "hi", then left\r\nNew line, with comma'
@@ -63,13 +64,6 @@ def assert_no_secret(stand_in: OktopostStandIn, *runs: TapRun) -> None:
         for secret in secrets_of(stand_in):
             assert secret not in run.stdout
             assert secret not in run.stderr
-
-
-@pytest.fixture
-def demo(stand_in: OktopostStandIn) -> OktopostStandIn:
-    for export in demo_exports():
-        stand_in.add_export(export)
-    return stand_in
 
 
 def test_full_sync_of_the_demo_exports(demo: OktopostStandIn, tmp_path: Path) -> None:

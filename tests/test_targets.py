@@ -9,15 +9,18 @@ scripts/postgres.sh (`make test` starts it; the session fixture does too).
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,8 +28,14 @@ from typing import Any
 
 import pytest
 
-from tap_oktopost.csv_data import DEFAULT_KEY
+from tap_oktopost.csv_data import (
+    DEFAULT_KEY,
+    METADATA_PROPERTIES,
+    column_names,
+    column_type_of,
+)
 from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.tap import SAMPLE_ROWS
 from tests.conftest import config_for, csv_text, run_tap
 from tests.oktopost_stand_in import (
     OktopostStandIn,
@@ -34,6 +43,8 @@ from tests.oktopost_stand_in import (
     demo_exports,
     make_zip,
 )
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = Path(sys.executable).parent / "meltano"
@@ -172,7 +183,9 @@ def meltano_env(database: Path) -> dict[str, str]:
     return env
 
 
-def meltano(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def meltano(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run a Meltano command of the project in its `test` environment."""
     done = subprocess.run(
         [str(MELTANO), "--environment=test", *args],
@@ -183,7 +196,7 @@ def meltano(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         timeout=600,
         check=False,
     )
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         pytest.fail(
             f"meltano {' '.join(args)} exited {done.returncode}:\n{done.stderr[-6000:]}"
         )
@@ -209,7 +222,9 @@ class Project:
     schema: str
     folder: Path
 
-    def run(self, target: str, *options: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, target: str, *options: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """`meltano run tap-oktopost <target>` with this test's state id."""
         return meltano(
             self.env,
@@ -218,6 +233,7 @@ class Project:
             *options,
             "tap-oktopost",
             target,
+            check=check,
         )
 
     def state(self, target: str) -> dict[str, Any]:
@@ -287,6 +303,7 @@ def test_postgres_holds_the_demo_typed_and_keyed(demo: Project) -> None:
         "_sdc_row_number": "bigint",
         "_sdc_export_run_at": TIMESTAMP,
         "_sdc_extra": "ARRAY",
+        "_sdc_unfit_values": "jsonb",
         "post_id": "text",
         "network": "text",
         "message": "text",
@@ -463,80 +480,102 @@ def test_postgres_takes_an_added_and_a_dropped_column(project: Project) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("first", "later", "pinned", "expected"),
-    [
-        pytest.param(
-            "3", "", None, [["0001", "3"], ["0002", ""]], id="integer-empty-in-a-run"
-        ),
-        pytest.param(
-            "n/a", "7", None, [["0001", "n/a"], ["0002", "7"]], id="text-gets-integers"
-        ),
-        pytest.param(
-            "3",
-            "n/a",
-            "string",
-            [["0001", "3"], ["0002", "n/a"]],
-            id="integer-gets-text",
-        ),
-        pytest.param(
-            "3",
-            "3.25",
-            "number",
-            [["0001", "3"], ["0002", "3.25"]],
-            id="integer-gets-decimals",
-        ),
-        pytest.param(
-            "2026-11-01",
-            "2026-11-02 10:30:00",
-            "date-time",
-            [["0001", "2026-11-01 00:00:00"], ["0002", "2026-11-02 10:30:00"]],
-            id="date-gets-times",
-        ),
-    ],
-)
-def test_postgres_takes_a_later_run_with_another_column_type(
-    project: Project,
-    first: str,
-    later: str,
-    pinned: str | None,
-    expected: list[list[str]],
-) -> None:
-    """A column keeps its type from run to run (state remembers it); a column
-    whose values change kind is pinned with column_types, because target-postgres
-    0.8.1 cannot alter a column's type."""
-    if pinned:
-        project.env["TAP_OKTOPOST_COLUMN_TYPES"] = json.dumps(
-            {"leads": {"value": pinned}}
-        )
-    stand_in = project.stand_in
-    header = ["Lead ID", "Value"]
-    stand_in.add_export(
+def test_postgres_keeps_a_column_type_from_run_to_run(project: Project) -> None:
+    """State remembers each column's type: a run in which a column is empty, or a
+    text column holds only whole numbers, changes nothing at the target."""
+    header = ["Lead ID", "Empty Later", "Text First"]
+    project.stand_in.add_export(
         StandInExport(
             id=LEADS_EXPORT,
             last_run_date="2026-11-01 10:00:00",
-            archive=leads_run([header, ["0001", first]]),
+            archive=leads_run([header, ["0001", "3", "n/a"]]),
         )
     )
     project.run("target-postgres")
-    stand_in.set_run(
-        LEADS_EXPORT, leads_run([header, ["0002", later]]), "2026-11-02 10:00:00"
+    project.stand_in.set_run(
+        LEADS_EXPORT, leads_run([header, ["0002", "", "7"]]), "2026-11-02 10:00:00"
     )
     project.run("target-postgres")
-    loaded = sql(
-        'select lead_id, value::text from :"schema".leads order by 1',
+
+    types = column_types(project.schema, "leads")
+    assert (types["empty_later"], types["text_first"]) == ("bigint", "text")
+    # target-postgres stores the JSON null of a row without unfit values as jsonb
+    # null, not SQL NULL.
+    assert sql(
+        "select lead_id, empty_later, text_first, _sdc_unfit_values::text "
+        'from :"schema".leads order by 1',
+        schema=project.schema,
+    ) == [["0001", "3", "n/a", "null"], ["0002", "", "7", "null"]]
+
+
+def test_postgres_widens_a_column_for_good_with_a_pin_and_one_alter(
+    project: Project,
+) -> None:
+    """The README's cure for a column whose values changed kind: the run that brought
+    the odd value loads it into `_sdc_unfit_values`; after a pin and one ALTER (and
+    an UPDATE that takes the kept text back) every value is in the column."""
+    header = ["Lead ID", "Value"]
+    project.stand_in.add_export(
+        StandInExport(
+            id=LEADS_EXPORT,
+            last_run_date="2026-11-01 10:00:00",
+            archive=leads_run([header, ["0001", "3"]]),
+        )
+    )
+    project.run("target-postgres")
+    project.stand_in.set_run(
+        LEADS_EXPORT,
+        leads_run([header, ["0002", "n/a"], ["0003", "4"]]),
+        "2026-11-02 10:00:00",
+    )
+    second = project.run("target-postgres")
+    assert 'set column_types {"leads": {"value": "string"}}' in second.stderr
+    query = (
+        'select lead_id, value::text, _sdc_unfit_values::text from :"schema".leads '
+        "order by 1"
+    )
+    assert sql(query, schema=project.schema) == [
+        ["0001", "3", "null"],
+        ["0002", "", '{"value": "n/a"}'],
+        ["0003", "4", "null"],
+    ]
+
+    project.env["TAP_OKTOPOST_COLUMN_TYPES"] = json.dumps(
+        {"leads": {"value": "string"}}
+    )
+    sql(
+        'alter table :"schema".leads alter column value type text; '
+        "update :\"schema\".leads set value = _sdc_unfit_values ->> 'value' "
+        "where _sdc_unfit_values ? 'value'",
         schema=project.schema,
     )
-    assert loaded == expected
-
-
-def test_postgres_takes_a_pinned_column_with_a_late_odd_value(project: Project) -> None:
-    project.env["TAP_OKTOPOST_COLUMN_TYPES"] = json.dumps(
-        {"leads": {"clicks": "string"}}
+    project.stand_in.set_run(
+        LEADS_EXPORT,
+        leads_run([header, ["0004", "pending"], ["0005", "5"]]),
+        "2026-11-03 10:00:00",
     )
-    rows = [["Lead ID", "Clicks"]]
-    rows += [[f"L{n:05d}", str(n)] for n in range(2000)]  # all discovery reads
-    rows += [["L02000", "n/a"], ["L02001", "12"]]
+    third = project.run("target-postgres")
+
+    assert "holds a value that is not" not in third.stderr
+    assert column_types(project.schema, "leads")["value"] == "text"
+    assert sql(query, schema=project.schema) == [
+        ["0001", "3", "null"],
+        ["0002", "n/a", '{"value": "n/a"}'],
+        ["0003", "4", "null"],
+        ["0004", "pending", "null"],
+        ["0005", "5", "null"],
+    ]
+
+
+def test_postgres_honours_pins_and_keeps_what_does_not_fit_a_pin(
+    project: Project,
+) -> None:
+    project.env["TAP_OKTOPOST_COLUMN_TYPES"] = json.dumps(
+        {"leads": {"clicks": "integer", "code": "string"}}
+    )
+    rows = [["Lead ID", "Clicks", "Code"]]
+    rows += [[f"L{n:05d}", str(n), str(n)] for n in range(SAMPLE_ROWS)]
+    rows += [["L02000", "n/a", "7"], ["L02001", "12", "0012"]]
     project.stand_in.add_export(
         StandInExport(
             id=LEADS_EXPORT,
@@ -544,16 +583,357 @@ def test_postgres_takes_a_pinned_column_with_a_late_odd_value(project: Project) 
             archive=leads_run(rows),
         )
     )
+    done = project.run("target-postgres")
+
+    types = column_types(project.schema, "leads")
+    assert (types["clicks"], types["code"]) == ("bigint", "text")
+    assert "column clicks holds a value that is not integer" in done.stderr
+    assert "as the column_types setting pins it" in done.stderr
+    loaded = table_rows(project.schema, "leads")
+    assert_rows_hold(loaded, rows, types, {SAMPLE_ROWS + 1: {"clicks": "n/a"}})
+
+
+@pytest.mark.parametrize(
+    ("first", "later", "column_type", "failure", "stored"),
+    [
+        pytest.param(
+            "3", "n/a", "bigint", "Altering columns is not supported", "", id="to-text"
+        ),
+        pytest.param("3", "5.5", "bigint", None, "6", id="to-number"),
+        pytest.param(
+            "2026-11-01",
+            "2026-11-02 10:30:00",
+            "date",
+            None,
+            "2026-11-02",
+            id="to-date-time",
+        ),
+    ],
+)
+def test_postgres_cannot_widen_a_column_so_widen_is_not_for_it(
+    project: Project,
+    first: str,
+    later: str,
+    column_type: str,
+    failure: str | None,
+    stored: str,
+) -> None:
+    """Why `keep` is the default: target-postgres 0.8.1 refuses to change a column
+    to text, and keeps its type, rounding or cutting the value, when the tap widens
+    it to number or date-time."""
+    project.env["TAP_OKTOPOST_COLUMN_TYPING"] = "widen"
+    header = ["Lead ID", "Value"]
+    project.stand_in.add_export(
+        StandInExport(
+            id=LEADS_EXPORT,
+            last_run_date="2026-11-01 10:00:00",
+            archive=leads_run([header, ["0001", first]]),
+        )
+    )
     project.run("target-postgres")
-    assert column_types(project.schema, "leads")["clicks"] == "text"
-    assert sql('select count(*) from :"schema".leads', schema=project.schema) == [
-        ["2002"]
-    ]
-    assert sql(
-        'select lead_id, clicks::text from :"schema".leads '
-        "where lead_id in ('L00000', 'L01999', 'L02000', 'L02001') order by 1",
+    project.stand_in.set_run(
+        LEADS_EXPORT, leads_run([header, ["0002", later]]), "2026-11-02 10:00:00"
+    )
+    second = project.run("target-postgres", check=False)
+
+    assert column_types(project.schema, "leads")["value"] == column_type
+    assert (second.returncode != 0) == bool(failure)
+    assert (failure or "") in second.stderr
+    loaded = sql(
+        'select lead_id, value::text from :"schema".leads order by 1',
         schema=project.schema,
-    ) == [["L00000", "0"], ["L01999", "1999"], ["L02000", "n/a"], ["L02001", "12"]]
+    )
+    assert loaded[1:] == ([["0002", stored]] if stored else [])
+
+
+# -- Column types that change within and across syncs, generated ----------------------
+
+DRIFT_EXPORT = "032000000000301"
+DRIFT_FILE = "Drift.csv"
+PG_TYPES = {
+    "integer": "bigint",
+    "number": "numeric",
+    "string": "text",
+    "boolean": "boolean",
+    "date": "date",
+    "date-time": TIMESTAMP,
+}
+"""What target-postgres 0.8.1 makes of each type the tap sends."""
+
+Cell = Callable[[random.Random], str]
+
+
+def integer_cell(rng: random.Random) -> str:
+    return str(rng.randint(-(10**6), 10**6))
+
+
+def huge_integer_cell(rng: random.Random) -> str:
+    """20 digits: past a signed 64-bit integer."""
+    return str(rng.randint(10**19, 10**20 - 1))
+
+
+def decimal_cell(rng: random.Random) -> str:
+    if rng.random() < 0.1:
+        return f"{rng.randint(1, 99)}.{rng.randint(1, 9)}E+{rng.randint(0, 3)}"
+    return f"{rng.randint(-(10**6), 10**6)}.{rng.randint(0, 999):03d}"
+
+
+def date_cell(rng: random.Random) -> str:
+    return (
+        datetime.date(2026, 1, 1) + datetime.timedelta(rng.randrange(365))
+    ).isoformat()
+
+
+def date_time_cell(rng: random.Random) -> str:
+    moment = datetime.datetime(2026, 1, 1) + datetime.timedelta(
+        seconds=rng.randrange(365 * 86400)
+    )
+    shape = rng.choice(["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"])
+    return moment.strftime(shape)
+
+
+def boolean_cell(rng: random.Random) -> str:
+    return rng.choice(["true", "false", "TRUE", "False"])
+
+
+def word_cell(rng: random.Random) -> str:
+    """Text that fits no other type, some of it number-like."""
+    return rng.choice(["n/a", "pending", "12 clicks", "—", "0012", "1,000", "ok then"])
+
+
+def either(*cells: Cell) -> Cell:
+    return lambda rng: rng.choice(cells)(rng)
+
+
+def fixed(text: str) -> Cell:
+    return lambda rng: text
+
+
+DRIFT_COLUMNS: dict[str, tuple[Cell, Cell, str]] = {
+    # header: (cell up to the discovery sample's end, cell after it, type of the sync)
+    "Int To Decimal": (integer_cell, either(decimal_cell, integer_cell), "number"),
+    "Int To Text": (integer_cell, either(word_cell, integer_cell), "string"),
+    "Date To Timestamp": (date_cell, either(date_time_cell, date_cell), "date-time"),
+    "Bool To Text": (boolean_cell, either(word_cell, boolean_cell), "string"),
+    "Int To Huge": (integer_cell, either(huge_integer_cell, integer_cell), "number"),
+    "Huge Id": (huge_integer_cell, huge_integer_cell, "number"),
+    "Clicks": (integer_cell, integer_cell, "integer"),
+    "Rate": (decimal_cell, decimal_cell, "number"),
+    "Day": (date_cell, date_cell, "date"),
+    "Posted At": (date_time_cell, date_time_cell, "date-time"),
+    "Boosted": (boolean_cell, boolean_cell, "boolean"),
+}
+DRIFT_TYPES = {
+    "row_key": "string",
+    **{
+        name: column_type
+        for name, (_, _, column_type) in zip(
+            column_names(list(DRIFT_COLUMNS)), DRIFT_COLUMNS.values(), strict=True
+        )
+    },
+}
+FITS: dict[str, Cell] = {
+    "integer": integer_cell,
+    "number": either(decimal_cell, integer_cell, huge_integer_cell),
+    "date": date_cell,
+    "date-time": either(date_time_cell, date_cell),
+    "boolean": boolean_cell,
+    "string": either(word_cell, integer_cell, date_cell),
+}
+"""Values that fit each type."""
+MISFITS: dict[str, Cell] = {
+    "integer": either(word_cell, decimal_cell, huge_integer_cell, date_cell),
+    "number": either(word_cell, date_cell, fixed("1,5")),
+    "date": either(date_time_cell, word_cell, fixed("2026-02-30"), fixed("02/11/2026")),
+    "date-time": either(word_cell, fixed("2026-13-01 10:00:00")),
+    "boolean": either(word_cell, integer_cell, fixed("yes")),
+}
+"""Values that do not fit each type (text fits anything)."""
+
+
+def maybe_empty(rng: random.Random, cell: Cell) -> str:
+    return "" if rng.random() < 0.05 else cell(rng)
+
+
+def drift_rows(seed: int, count: int) -> list[list[str]]:
+    """A first sync's CSV (header first) whose columns change kind after the
+    discovery sample."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    rows = [["Row Key", *DRIFT_COLUMNS]]
+    for number in range(1, count + 1):
+        late = number > SAMPLE_ROWS
+        rows.append(
+            [
+                f"K{number:05d}",
+                *(
+                    maybe_empty(rng, later if late else early)
+                    for early, later, _ in DRIFT_COLUMNS.values()
+                ),
+            ]
+        )
+    return rows
+
+
+def unfit_rows(
+    seed: int, count: int
+) -> tuple[list[list[str]], dict[int, dict[str, str]]]:
+    """A later run's CSV (header first) in which about a third of the values do not
+    fit the types of `drift_rows`; and row number -> column -> the text of those."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    rows = [["Row Key", *DRIFT_COLUMNS]]
+    unfit: dict[int, dict[str, str]] = {}
+    for number in range(1, count + 1):
+        row = [f"L{number:05d}"]
+        for name in column_names(list(DRIFT_COLUMNS)):
+            column_type = DRIFT_TYPES[name]
+            if column_type in MISFITS and rng.random() < 0.3:
+                row.append(MISFITS[column_type](rng))
+                unfit.setdefault(number, {})[name] = row[-1]
+            else:
+                row.append(maybe_empty(rng, FITS[column_type]))
+        rows.append(row)
+    return rows, unfit
+
+
+def value_of(pg_type: str, value: Any) -> Any:
+    """A CSV cell or a value read back, as a value of a PostgreSQL type."""
+    if pg_type == "bigint":
+        return int(value)
+    if pg_type == "numeric":
+        return Decimal(str(value))
+    if pg_type == "boolean":
+        return (
+            value
+            if isinstance(value, bool)
+            else {"true": True, "false": False}[value.lower()]
+        )
+    if pg_type == "date":
+        return datetime.date.fromisoformat(value)
+    if pg_type == TIMESTAMP:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return moment
+    assert pg_type == "text", pg_type
+    return value
+
+
+def table_rows(schema: str, table: str) -> list[dict[str, Any]]:
+    """A table's rows in load and file order, as PostgreSQL's JSON gives them."""
+    rows = sql(
+        'select to_jsonb(t)::text from :"schema".:"table" t '
+        "order by _sdc_export_run_at, _sdc_row_number",
+        schema=schema,
+        table=table,
+    )
+    return [json.loads(text, parse_float=Decimal) for (text,) in rows]
+
+
+def assert_rows_hold(
+    loaded: list[dict[str, Any]],
+    rows: list[list[str]],
+    pg_types: dict[str, str],
+    unfit: dict[int, dict[str, str]] | None = None,
+) -> None:
+    """Loaded rows hold a CSV's rows (header first) value for value: each cell as a
+    value of its column's type, an empty cell NULL, and the cells in `unfit` (row
+    number -> column -> text) NULL with their text in `_sdc_unfit_values`."""
+    names = column_names(rows[0])
+    assert [row["_sdc_row_number"] for row in loaded] == list(range(1, len(rows)))
+    for number, (row, cells) in enumerate(zip(loaded, rows[1:], strict=True), start=1):
+        kept = (unfit or {}).get(number, {})
+        assert row["_sdc_unfit_values"] == (kept or None), number
+        for name, text in zip(names, cells, strict=True):
+            if not text or name in kept:
+                assert row[name] is None, (number, name, text)
+            else:
+                expected = value_of(pg_types[name], text)
+                got = value_of(pg_types[name], row[name])
+                assert got == expected, (number, name, text, row[name])
+
+
+def add_drift_export(project: Project, rows: list[list[str]], run_date: str) -> None:
+    project.stand_in.add_export(
+        StandInExport(
+            id=DRIFT_EXPORT,
+            last_run_date=run_date,
+            archive=make_zip({DRIFT_FILE: csv_text(rows)}),
+        )
+    )
+
+
+def first_schema_types(project: Project, tmp_path: Path) -> dict[str, str]:
+    """Column -> type, as the tap's first SCHEMA of a sync of `drift` says."""
+    run = run_tap(config_for(project.stand_in), tmp_path)
+    schemas = run.schemas("drift")
+    assert all(schema == schemas[0] for schema in schemas)  # one type per sync
+    return {
+        name: column_type_of(column).value
+        for name, column in schemas[0]["properties"].items()
+        if name not in METADATA_PROPERTIES
+    }
+
+
+def test_postgres_loads_a_first_sync_whose_columns_change_kind_late(
+    project: Project, tmp_path: Path
+) -> None:
+    rows = drift_rows(seed=9, count=SAMPLE_ROWS + 400)
+    add_drift_export(project, rows, "2026-11-01 10:00:00")
+    said = first_schema_types(project, tmp_path)
+    assert said == DRIFT_TYPES
+
+    project.run("target-postgres")
+
+    types = column_types(project.schema, "drift")
+    assert {name: types[name] for name in said} == {
+        name: PG_TYPES[column_type] for name, column_type in said.items()
+    }
+    assert_rows_hold(table_rows(project.schema, "drift"), rows, types)
+
+
+def test_postgres_keeps_column_types_when_a_later_run_does_not_fit(
+    project: Project,
+) -> None:
+    first_rows = drift_rows(seed=10, count=SAMPLE_ROWS + 100)
+    add_drift_export(project, first_rows, "2026-11-01 10:00:00")
+    project.run("target-postgres")
+    first_types = column_types(project.schema, "drift")
+    assert first_types["_sdc_unfit_values"] == "jsonb"
+
+    later_rows, unfit = unfit_rows(seed=11, count=300)
+    project.stand_in.set_run(
+        DRIFT_EXPORT,
+        make_zip({DRIFT_FILE: csv_text(later_rows)}),
+        "2026-11-02 10:00:00",
+    )
+    second = project.run("target-postgres")
+
+    assert column_types(project.schema, "drift") == first_types
+    loaded = table_rows(project.schema, "drift")
+    assert_rows_hold(loaded[: len(first_rows) - 1], first_rows, first_types)
+    assert_rows_hold(loaded[len(first_rows) - 1 :], later_rows, first_types, unfit)
+    for name in {name for kept in unfit.values() for name in kept}:
+        first_row = min(number for number, kept in unfit.items() if name in kept)
+        assert (
+            f"Stream drift, file {DRIFT_FILE}, row {first_row}: column {name} holds"
+            in second.stderr
+        )
+        assert f'set column_types {{"drift": {{"{name}": "string"}}}}' in second.stderr
+
+
+def test_postgres_loads_every_csv_column_as_text_with_the_text_setting(
+    project: Project,
+) -> None:
+    project.env["TAP_OKTOPOST_COLUMN_TYPING"] = "text"
+    rows = drift_rows(seed=12, count=SAMPLE_ROWS + 100)
+    add_drift_export(project, rows, "2026-11-01 10:00:00")
+    project.run("target-postgres")
+
+    types = column_types(project.schema, "drift")
+    names = column_names(rows[0])
+    assert {types[name] for name in names} == {"text"}
+    assert types["_sdc_row_number"] == "bigint"  # the tap's own columns keep theirs
+    assert_rows_hold(table_rows(project.schema, "drift"), rows, types)
 
 
 # -- JSONL and DuckDB -------------------------------------------------------------
@@ -600,6 +980,32 @@ def test_jsonl_gets_the_demo_once_then_again_on_full_refresh(demo: Project) -> N
     assert {stream: third[stream] - second[stream] for stream in third} == DEMO_COUNTS
 
 
+def test_jsonl_gets_unfit_values_as_an_object(project: Project) -> None:
+    header = ["Lead ID", "Clicks"]
+    project.stand_in.add_export(
+        StandInExport(
+            id=LEADS_EXPORT,
+            last_run_date="2026-11-01 10:00:00",
+            archive=leads_run([header, ["0001", "3"]]),
+        )
+    )
+    project.run("target-jsonl")
+    project.stand_in.set_run(
+        LEADS_EXPORT,
+        leads_run([header, ["0002", "n/a"], ["0003", "4"]]),
+        "2026-11-02 10:00:00",
+    )
+    project.run("target-jsonl")
+
+    lines = (project.folder / "jsonl" / "leads.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [(r["lead_id"], r["clicks"], r["_sdc_unfit_values"]) for r in records] == [
+        ("0001", 3, None),
+        ("0002", None, {"clicks": "n/a"}),
+        ("0003", 4, None),
+    ]
+
+
 DUCKDB_COUNTS = """
 import duckdb, json, sys
 con = duckdb.connect(sys.argv[1], read_only=True)
@@ -629,6 +1035,116 @@ def test_duckdb_gets_the_demo(demo: Project) -> None:
         check=True,
     )
     assert json.loads(done.stdout) == DEMO_COUNTS
+
+
+DUCKDB_ROWS = """
+import duckdb, json, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute(f"set schema = '{sys.argv[2]}'")
+cursor = con.execute(sys.argv[3])
+names = [column[0] for column in cursor.description]
+print(json.dumps([dict(zip(names, row)) for row in cursor.fetchall()], default=str))
+"""
+
+
+def duckdb_rows(project: Project, query: str) -> list[dict[str, Any]]:
+    """Rows of a query in the test's DuckDB schema; values JSON can't hold are text."""
+    done = subprocess.run(
+        [
+            str(LOADERS / "target-duckdb" / "venv" / "bin" / "python"),
+            "-c",
+            DUCKDB_ROWS,
+            str(project.folder / "test.duckdb"),
+            project.schema,
+            query,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return rows
+
+
+def test_duckdb_widens_a_column_in_the_next_sync_with_the_widen_setting(
+    project: Project,
+) -> None:
+    """target-duckdb changes a column's type by renaming the old column to
+    `<name>_<yyyymmdd_hhmm>` and adding a new one: earlier runs' values stay in
+    the old column, later runs' go to the new one."""
+    project.env["TAP_OKTOPOST_COLUMN_TYPING"] = "widen"
+    rng = random.Random(13)  # noqa: S311 - test data, not secrets
+    header = ["Lead ID", "Clicks", "Score", "Day"]
+    first = [header]
+    first += [
+        [f"A{n:04d}", integer_cell(rng), integer_cell(rng), date_cell(rng)]
+        for n in range(1, 51)
+    ]
+    later_cells = (
+        either(word_cell, integer_cell),
+        either(decimal_cell, integer_cell),
+        either(date_time_cell, date_cell),
+    )
+    later = [header]
+    later += [[f"B{n:04d}", *(cell(rng) for cell in later_cells)] for n in range(1, 51)]
+    project.stand_in.add_export(
+        StandInExport(
+            id=LEADS_EXPORT,
+            last_run_date="2026-11-01 10:00:00",
+            archive=leads_run(first),
+        )
+    )
+    project.run("target-duckdb")
+    project.stand_in.set_run(LEADS_EXPORT, leads_run(later), "2026-11-02 10:00:00")
+    project.run("target-duckdb")
+
+    types = {
+        row["column_name"]: row["data_type"]
+        for row in duckdb_rows(
+            project,
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = current_schema() and table_name = 'leads'",
+        )
+    }
+    versioned = {
+        name.rsplit("_", 2)[0]: name
+        for name in types
+        if re.fullmatch(r"(clicks|score|day)_[0-9]{8}_[0-9]{4}", name)
+    }
+    assert {name: types[name] for name in ("clicks", "score", "day")} == {
+        "clicks": "VARCHAR",
+        "score": "DOUBLE",
+        "day": "TIMESTAMP",
+    }
+    assert {name: types[column] for name, column in versioned.items()} == {
+        "clicks": "HUGEINT",
+        "score": "HUGEINT",
+        "day": "VARCHAR",  # target-duckdb makes text of a date
+    }
+    loaded = duckdb_rows(
+        project,
+        "select * from leads order by _sdc_export_run_at, _sdc_row_number",
+    )
+    assert [row["lead_id"] for row in loaded] == [
+        row[0] for row in (*first[1:], *later[1:])
+    ]
+    for row, (_, clicks, score, day) in zip(loaded, first[1:], strict=False):
+        assert (row["clicks"], row["score"], row["day"]) == (None, None, None)
+        assert (
+            row[versioned["clicks"]],
+            row[versioned["score"]],
+            row[versioned["day"]],
+        ) == (int(clicks), int(score), day)
+    for row, (_, clicks, score, day) in zip(loaded[50:], later[1:], strict=True):
+        assert (
+            row[versioned["clicks"]],
+            row[versioned["score"]],
+            row[versioned["day"]],
+        ) == (None, None, None)
+        assert row["clicks"] == clicks
+        assert row["score"] == float(score)
+        assert value_of(TIMESTAMP, row["day"]) == value_of(TIMESTAMP, day)
+        assert row["_sdc_unfit_values"] is None
 
 
 # -- Meltano's view of the catalog -------------------------------------------------

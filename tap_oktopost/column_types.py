@@ -1,0 +1,328 @@
+"""Column types of export CSV files: inference, whole-file scans and value parsing.
+
+The SDK does not parse strings, so every value leaves here already JSON-native and
+matching the column's JSON schema. A converter gives back exactly what the text
+says: a value it would have to round, clip or re-sign does not fit the type.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import enum
+import functools
+import itertools
+import operator
+import re
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+
+class ColumnType(enum.Enum):
+    """What a column's values have shown themselves to be; NULL means none seen."""
+
+    NULL = "null"
+    BOOLEAN = "boolean"
+    INTEGER = "integer"
+    NUMBER = "number"
+    DATE = "date"
+    DATE_TIME = "date-time"
+    STRING = "string"
+
+
+TYPE_NAMES = [t.value for t in ColumnType if t is not ColumnType.NULL]
+"""The types a column can be given, by name."""
+
+INTEGER_MIN = -(2**63)
+INTEGER_MAX = 2**63 - 1
+"""A warehouse's 64-bit integer column holds these; larger integers are numbers."""
+
+_LONGEST_INTEGER = len(str(INTEGER_MIN))
+
+# Value patterns, written so that "\n" or the end of the text ends a value: a whole
+# column is checked with one match over its values joined by newlines. Negative
+# zero is text: a number column would lose its sign.
+_NEGATIVE_ZERO = r"0(?:\.0+)?(?:[eE][-+]?[0-9]+)?(?:\n|\Z)"
+_INTEGER_TEXT = r"(?:0|-?[1-9][0-9]{0,18})"
+_NUMBER_TEXT = (
+    rf"(?:-(?!{_NEGATIVE_ZERO}))?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+)
+_DATE_TEXT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # and a calendar check
+_TIME_TEXT = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+_OFFSET_TEXT = r"Z|[-+](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?"
+
+_INTEGER = re.compile(_INTEGER_TEXT)
+_SHORT_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,17}")  # always in range
+_NUMBER = re.compile(_NUMBER_TEXT)
+_DATE = re.compile(_DATE_TEXT)
+_DATE_TIME = re.compile(
+    rf"({_DATE_TEXT})[T ]((?:[01][0-9]|2[0-3]):[0-5][0-9])"
+    r"(:[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    rf"({_OFFSET_TEXT})?"
+)
+_BOOLEANS = {"true": True, "false": False}
+_DATE_PART = operator.itemgetter(slice(0, 10))
+
+
+def _column_pattern(value_pattern: str) -> re.Pattern[str]:
+    """Match a column's values joined by newlines, empty values included."""
+    return re.compile(rf"(?:{value_pattern})?(?:\n(?:{value_pattern})?)*")
+
+
+_INTEGER_COLUMN = _column_pattern(_INTEGER_TEXT)
+_NUMBER_COLUMN = _column_pattern(_NUMBER_TEXT)
+_DATE_COLUMN = _column_pattern(_DATE_TEXT)
+_DATE_TIME_COLUMN = _column_pattern(
+    rf"{_DATE_TEXT}(?:[T ]{_TIME_TEXT}(?:{_OFFSET_TEXT})?)?"  # date-time or date
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_date(text: str) -> bool:
+    """Check a calendar date once: exports repeat the same few dates."""
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_integer(value: str) -> int:
+    if _SHORT_INTEGER.fullmatch(value) is not None:
+        return int(value)
+    if _INTEGER.fullmatch(value) is None:
+        raise ValueError(value)
+    number = int(value)
+    if not INTEGER_MIN <= number <= INTEGER_MAX:
+        raise ValueError(value)
+    return number
+
+
+def _parse_number(value: str) -> Decimal:
+    if _NUMBER.fullmatch(value) is None:
+        raise ValueError(value)
+    return Decimal(value)
+
+
+def _parse_boolean(value: str) -> bool:
+    try:
+        return _BOOLEANS[value.lower()]
+    except KeyError:
+        raise ValueError(value) from None
+
+
+def _parse_date(value: str) -> str:
+    if _DATE.fullmatch(value) is None or not _is_date(value):
+        raise ValueError(value)
+    return value
+
+
+_OFFSETS: dict[str | None, str] = {None: "+00:00", "Z": "+00:00"}
+
+
+def _parse_date_time(value: str) -> str:
+    """Give RFC 3339 with an offset; a value without one is taken as UTC.
+
+    Built from the text's own digits, so that nothing is rounded or shifted.
+    """
+    moment = _DATE_TIME.fullmatch(value)
+    if moment is not None:
+        date, hours_minutes, seconds, offset = moment.groups()
+        if _is_date(date):
+            if offset not in _OFFSETS:
+                _OFFSETS[offset] = _rfc3339_offset(offset)
+            return f"{date}T{hours_minutes}{seconds or ':00'}{_OFFSETS[offset]}"
+    elif _DATE.fullmatch(value) is not None and _is_date(value):
+        return f"{value}T00:00:00+00:00"  # a date in a column widened to date-time
+    raise ValueError(value)
+
+
+def _rfc3339_offset(offset: str) -> str:
+    digits = offset[1:].replace(":", "")
+    return f"{offset[0]}{digits[:2]}:{digits[2:] or '00'}"
+
+
+def _keep_string(value: str) -> str:
+    return value
+
+
+CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
+    ColumnType.NULL: _keep_string,
+    ColumnType.BOOLEAN: _parse_boolean,
+    ColumnType.INTEGER: _parse_integer,
+    ColumnType.NUMBER: _parse_number,
+    ColumnType.DATE: _parse_date,
+    ColumnType.DATE_TIME: _parse_date_time,
+    ColumnType.STRING: _keep_string,
+}
+"""Parse a non-empty cell; raise ValueError when it does not fit the type."""
+
+_NARROWEST_FIRST = (
+    ColumnType.BOOLEAN,
+    ColumnType.INTEGER,
+    ColumnType.NUMBER,
+    ColumnType.DATE,
+    ColumnType.DATE_TIME,
+)
+
+
+def classify(value: str) -> ColumnType:
+    """Give the narrowest type of one non-empty cell."""
+    for column_type in _NARROWEST_FIRST:
+        try:
+            CONVERTERS[column_type](value)
+        except ValueError:
+            continue
+        return column_type
+    return ColumnType.STRING
+
+
+_WIDER_PAIRS = {
+    frozenset((ColumnType.INTEGER, ColumnType.NUMBER)): ColumnType.NUMBER,
+    frozenset((ColumnType.DATE, ColumnType.DATE_TIME)): ColumnType.DATE_TIME,
+}
+
+
+def widen(first: ColumnType, second: ColumnType) -> ColumnType:
+    """Give the narrowest type that holds values of both types."""
+    if first is second or second is ColumnType.NULL:
+        return first
+    if first is ColumnType.NULL:
+        return second
+    return _WIDER_PAIRS.get(frozenset((first, second)), ColumnType.STRING)
+
+
+def _holds_booleans(column: Sequence[str], _: str) -> bool:
+    return all(value.lower() in _BOOLEANS for value in set(column) if value)
+
+
+def _holds_integers(column: Sequence[str], text: str) -> bool:
+    if _INTEGER_COLUMN.fullmatch(text) is None:
+        return False
+    if max(map(len, column)) < _LONGEST_INTEGER - 1:
+        return True
+    return all(
+        INTEGER_MIN <= int(value) <= INTEGER_MAX
+        for value in column
+        if len(value) >= _LONGEST_INTEGER - 1
+    )
+
+
+def _holds_numbers(_: Sequence[str], text: str) -> bool:
+    return _NUMBER_COLUMN.fullmatch(text) is not None
+
+
+def _holds_dates(column: Sequence[str], text: str) -> bool:
+    if _DATE_COLUMN.fullmatch(text) is None:
+        return False
+    dates = set(column)
+    dates.discard("")
+    return all(map(_is_date, dates))
+
+
+def _holds_date_times(column: Sequence[str], text: str) -> bool:
+    if _DATE_TIME_COLUMN.fullmatch(text) is None:
+        return False
+    dates = set(map(_DATE_PART, column))
+    dates.discard("")
+    return all(map(_is_date, dates))
+
+
+_HOLDS: dict[ColumnType, Callable[[Sequence[str], str], bool]] = {
+    ColumnType.BOOLEAN: _holds_booleans,
+    ColumnType.INTEGER: _holds_integers,
+    ColumnType.NUMBER: _holds_numbers,
+    ColumnType.DATE: _holds_dates,
+    ColumnType.DATE_TIME: _holds_date_times,
+}
+
+
+def narrowest_type(column: Sequence[str], start: ColumnType) -> ColumnType:
+    """Give the narrowest type, `start` or wider, that holds every value of a column.
+
+    Values holding a newline fit no type but text; checking that the joined column
+    has one newline fewer than values rules them out for every pattern at once.
+    """
+    if start is ColumnType.STRING or not any(column):
+        return start
+    text = "\n".join(column)
+    if text.count("\n") != len(column) - 1:
+        return ColumnType.STRING
+    for candidate in _NARROWEST_FIRST:
+        if widen(start, candidate) is candidate and _HOLDS[candidate](column, text):
+            return candidate
+    return ColumnType.STRING
+
+
+SCAN_CHUNK_VALUES = 4096
+"""Values checked at a time: a chunk small enough to stay in the CPU's caches."""
+
+
+def scan_types(
+    rows: Iterable[list[str]],
+    width: int,
+    start_types: Sequence[ColumnType] | None = None,
+) -> list[ColumnType]:
+    """Give each of the first `width` columns the narrowest type holding every value.
+
+    Types only widen from `start_types` (`width` of them; all NULL when None).
+    Rows are read a chunk at a time and checked column by column, which costs a
+    fraction of building records. (Columns are cut from one flat list: `zip(*chunk)`
+    would hold an iterator per row and set off the garbage collector.) Blank rows
+    and missing trailing values count as empty; values beyond `width` are not
+    typed. Every row is read, even once all columns are text, so that the whole
+    input is known to decode.
+    """
+    types = list(start_types or [ColumnType.NULL] * width)
+    chunk_rows = max(16, SCAN_CHUNK_VALUES // max(width, 1))
+    padding = [""] * width
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, chunk_rows)):
+        open_positions = [
+            position
+            for position, known in enumerate(types)
+            if known is not ColumnType.STRING
+        ]
+        if not open_positions:
+            collections.deque(iterator, maxlen=0)
+            break
+        if set(map(len, chunk)) != {width}:
+            chunk = [(row + padding)[:width] for row in chunk]
+        values = list(itertools.chain.from_iterable(chunk))
+        for position in open_positions:
+            column = values[position::width]
+            types[position] = narrowest_type(column, types[position])
+    return types
+
+
+def property_schema(column_type: ColumnType, header_cell: str) -> dict[str, Any]:
+    """Give a nullable JSON schema for a column, keeping the original header."""
+    if column_type in {ColumnType.DATE, ColumnType.DATE_TIME}:
+        schema: dict[str, Any] = {
+            "type": ["string", "null"],
+            "format": column_type.value,
+        }
+    elif column_type in {ColumnType.NULL, ColumnType.STRING}:
+        schema = {"type": ["string", "null"]}
+    else:
+        schema = {"type": [column_type.value, "null"]}
+    schema["description"] = header_cell
+    return schema
+
+
+def column_type_of(schema: dict[str, Any]) -> ColumnType:
+    """Read a column's type back from its JSON schema (for example from a catalog)."""
+    json_types = schema.get("type", [])
+    if isinstance(json_types, str):
+        json_types = [json_types]
+    non_null = [json_type for json_type in json_types if json_type != "null"]
+    if non_null == ["string"]:
+        return {"date": ColumnType.DATE, "date-time": ColumnType.DATE_TIME}.get(
+            schema.get("format", ""), ColumnType.STRING
+        )
+    if len(non_null) == 1 and non_null[0] in {"integer", "number", "boolean"}:
+        return ColumnType(non_null[0])
+    return ColumnType.STRING

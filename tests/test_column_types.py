@@ -1,0 +1,301 @@
+"""Column types: classification, exact conversion, and whole-column scans."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pytest
+
+from tap_oktopost.column_types import (
+    CONVERTERS,
+    ColumnType,
+    classify,
+    column_type_of,
+    property_schema,
+    scan_types,
+    widen,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+INT64_MAX = "9223372036854775807"
+ENCODER = msgspec.json.Encoder(decimal_format="number")  # as tap_oktopost.output
+
+
+def infer_types(rows: Iterable[list[str]], width: int) -> list[ColumnType]:
+    """The reference: classify every value on its own and widen value by value."""
+    types = [ColumnType.NULL] * width
+    for row in rows:
+        for position, value in enumerate(row[:width]):
+            if value:
+                types[position] = widen(types[position], classify(value))
+    return types
+
+
+def as_json(value: Any) -> Any:
+    """Give the value as a target reads the tap's RECORD line back."""
+    return json.loads(ENCODER.encode(value), parse_float=Decimal)
+
+
+def utc(text: str) -> datetime.datetime:
+    moment = datetime.datetime.fromisoformat(text.replace(" ", "T"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def assert_same_value(column_type: ColumnType, text: str, converted: Any) -> None:
+    """The JSON value a record carries equals the CSV text as the column's type."""
+    loaded = as_json(converted)
+    if column_type in {ColumnType.STRING, ColumnType.NULL, ColumnType.DATE}:
+        assert loaded == text
+    elif column_type is ColumnType.BOOLEAN:
+        assert loaded is (text.lower() == "true")
+    elif column_type is ColumnType.INTEGER:
+        assert type(loaded) is int
+        assert str(loaded) == text
+    elif column_type is ColumnType.NUMBER:
+        assert Decimal(str(loaded)) == Decimal(text)
+        assert Decimal(str(loaded)).is_signed() == text.startswith("-")
+    else:
+        assert loaded[10] == "T"
+        assert loaded[-6] in "+-"
+        assert utc(loaded) == utc(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("42", ColumnType.INTEGER),
+        ("-7", ColumnType.INTEGER),
+        ("0", ColumnType.INTEGER),
+        ("-0", ColumnType.STRING),
+        ("+5", ColumnType.STRING),
+        ("0012345", ColumnType.STRING),
+        (INT64_MAX, ColumnType.INTEGER),
+        ("9223372036854775808", ColumnType.NUMBER),
+        ("-9223372036854775808", ColumnType.INTEGER),
+        ("-9223372036854775809", ColumnType.NUMBER),
+        ("1234567890123456789012", ColumnType.NUMBER),
+        ("3.14", ColumnType.NUMBER),
+        ("-0.5", ColumnType.NUMBER),
+        ("-0.0", ColumnType.STRING),
+        ("-0e3", ColumnType.STRING),
+        ("1e-3", ColumnType.NUMBER),
+        ("00.5", ColumnType.STRING),
+        ("true", ColumnType.BOOLEAN),
+        ("FALSE", ColumnType.BOOLEAN),
+        ("2026-11-27", ColumnType.DATE),
+        ("2026-02-30", ColumnType.STRING),
+        ("0000-01-01", ColumnType.STRING),
+        ("2026-11-27 10:00:00", ColumnType.DATE_TIME),
+        ("2026-11-27T10:00:00Z", ColumnType.DATE_TIME),
+        ("2026-11-27T10:00:00.123+02:00", ColumnType.DATE_TIME),
+        ("2026-11-27T10:00-0530", ColumnType.DATE_TIME),
+        ("2026-11-27 24:00:00", ColumnType.STRING),
+        ("2026-11-27 10:60:00", ColumnType.STRING),
+        ("2026-11-27T10:00:00.1234567", ColumnType.STRING),
+        ("n/a", ColumnType.STRING),
+        ("1,234", ColumnType.STRING),
+        ("NaN", ColumnType.STRING),
+        ("1\n2", ColumnType.STRING),
+    ],
+)
+def test_classify(value: str, expected: ColumnType) -> None:
+    assert classify(value) is expected
+
+
+def test_converters_give_json_native_values() -> None:
+    assert CONVERTERS[ColumnType.INTEGER]("-12") == -12
+    assert CONVERTERS[ColumnType.INTEGER](INT64_MAX) == 2**63 - 1
+    assert CONVERTERS[ColumnType.NUMBER]("0.1000") == Decimal("0.1000")
+    assert CONVERTERS[ColumnType.BOOLEAN]("True") is True
+    assert CONVERTERS[ColumnType.BOOLEAN]("false") is False
+    assert CONVERTERS[ColumnType.DATE]("2026-11-01") == "2026-11-01"
+    convert_moment = CONVERTERS[ColumnType.DATE_TIME]
+    assert convert_moment("2026-11-20 14:05:00") == "2026-11-20T14:05:00+00:00"
+    assert convert_moment("2026-11-20T14:05:00Z") == "2026-11-20T14:05:00+00:00"
+    assert convert_moment("2026-11-20T14:05:00+02:00") == "2026-11-20T14:05:00+02:00"
+    assert convert_moment("2026-11-20T14:05-0530") == "2026-11-20T14:05:00-05:30"
+    assert convert_moment("2026-11-20 14:05:00.5+01") == "2026-11-20T14:05:00.5+01:00"
+    assert convert_moment("2026-11-20") == "2026-11-20T00:00:00+00:00"
+    for column_type, value in [
+        (ColumnType.INTEGER, "007"),
+        (ColumnType.INTEGER, "-0"),
+        (ColumnType.INTEGER, "9223372036854775808"),
+        (ColumnType.NUMBER, "-0.00"),
+        (ColumnType.BOOLEAN, "yes"),
+        (ColumnType.DATE, "2026-02-29"),
+        (ColumnType.DATE_TIME, "2026-02-29 10:00:00"),
+    ]:
+        with pytest.raises(ValueError, match=value):
+            CONVERTERS[column_type](value)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        (ColumnType.NULL, ColumnType.INTEGER, ColumnType.INTEGER),
+        (ColumnType.INTEGER, ColumnType.NULL, ColumnType.INTEGER),
+        (ColumnType.INTEGER, ColumnType.NUMBER, ColumnType.NUMBER),
+        (ColumnType.DATE, ColumnType.DATE_TIME, ColumnType.DATE_TIME),
+        (ColumnType.INTEGER, ColumnType.BOOLEAN, ColumnType.STRING),
+        (ColumnType.DATE, ColumnType.INTEGER, ColumnType.STRING),
+        (ColumnType.NUMBER, ColumnType.STRING, ColumnType.STRING),
+    ],
+)
+def test_widen(first: ColumnType, second: ColumnType, expected: ColumnType) -> None:
+    assert widen(first, second) is expected
+
+
+SAMPLES = [
+    "7",
+    "-3",
+    "2.5",
+    "-0.25",
+    "1E+5",
+    INT64_MAX,
+    "9223372036854775808",
+    "true",
+    "False",
+    "2026-11-27",
+    "2026-11-27 10:00:00",
+    "2026-11-27T10:00:00.25-03:30",
+    "n/a",
+    "007",
+    "-0",
+]
+
+
+@pytest.mark.parametrize("column_type", list(ColumnType))
+@pytest.mark.parametrize("value", SAMPLES)
+def test_a_widened_column_takes_the_value_that_widened_it(
+    column_type: ColumnType, value: str
+) -> None:
+    wider = widen(column_type, classify(value))
+    assert_same_value(wider, value, CONVERTERS[wider](value))
+    for earlier in SAMPLES:
+        if classify(earlier) in {column_type, ColumnType.NULL}:
+            assert_same_value(wider, earlier, CONVERTERS[wider](earlier))
+
+
+@pytest.mark.parametrize("column_type", list(ColumnType))
+def test_schema_round_trip(column_type: ColumnType) -> None:
+    schema = property_schema(column_type, "Original Header")
+    assert "null" in schema["type"]
+    assert schema["description"] == "Original Header"
+    expected = ColumnType.STRING if column_type is ColumnType.NULL else column_type
+    assert column_type_of(schema) is expected
+
+
+def random_value(rng: random.Random, kind: str) -> str:
+    """Give a value of a kind, often at or just past the edge of a type."""
+    digits = "".join(rng.choices("0123456789", k=rng.randint(1, 21)))
+    sign = rng.choice(["", "", "-"])
+    moment = (
+        f"{rng.randint(1990, 2030)}-{rng.randint(1, 13):02d}-{rng.randint(1, 31):02d}"
+    )
+    clock = f"{rng.randint(0, 24):02d}:{rng.randint(0, 60):02d}"
+    makers: dict[str, Callable[[], str]] = {
+        "integer": lambda: sign + (digits.lstrip("0") or "0"),
+        "padded": lambda: digits,
+        "edge": lambda: rng.choice(
+            [INT64_MAX, "9223372036854775808", "-9223372036854775808", "-0", "0"]
+        ),
+        "number": lambda: f"{sign}{int(digits)}.{digits}",
+        "exponent": lambda: (
+            f"{sign}{rng.randint(0, 9)}e{rng.choice(['', '-', '+'])}"
+            f"{rng.randint(0, 30)}"
+        ),
+        "boolean": lambda: rng.choice(["true", "false", "TRUE", "False", "yes"]),
+        "date": lambda: moment,
+        "date-time": lambda: (
+            f"{moment}{rng.choice('T ')}{clock}"
+            + rng.choice(["", ":00", ":59.5", ":07.123456"])
+            + rng.choice(["", "Z", "+02:00", "-0530", "+01", "+24:00"])
+        ),
+        "text": lambda: rng.choice(["n/a", 'Grüße, "quoted"', "line\nbreak", " 1"]),
+        "empty": lambda: "",
+    }
+    return makers[kind]()
+
+
+KINDS = [
+    "integer",
+    "padded",
+    "edge",
+    "number",
+    "exponent",
+    "boolean",
+    "date",
+    "date-time",
+    "text",
+    "empty",
+]
+
+
+def random_rows(seed: int) -> tuple[list[list[str]], int]:
+    """Give rows of columns that each mostly hold one kind, sometimes another."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    width = rng.randint(1, 8)
+    kinds = [rng.choice(KINDS) for _ in range(width)]
+    rows = []
+    for _ in range(rng.choice([1, 5, 40, 600])):
+        row = [
+            random_value(rng, rng.choice(KINDS) if rng.random() < 0.02 else kind)
+            for kind in kinds
+        ]
+        rows.append(row[: rng.randint(0, width)] if rng.random() < 0.05 else row)
+    return rows, width
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_scan_finds_the_types_value_by_value_inference_finds(seed: int) -> None:
+    rows, width = random_rows(seed)
+    assert scan_types(rows, width) == infer_types(rows, width)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_every_scanned_value_converts_to_the_same_value(seed: int) -> None:
+    rows, width = random_rows(seed)
+    types = scan_types(rows, width)
+    for row in rows:
+        for column_type, value in zip(types, row, strict=False):
+            if value:
+                assert_same_value(column_type, value, CONVERTERS[column_type](value))
+
+
+def test_scan_only_widens_from_its_start_types() -> None:
+    rows = [["1", "1", "", "2026-11-27"], ["2", "x", "", "2026-11-28"]]
+    start = [
+        ColumnType.NUMBER,
+        ColumnType.INTEGER,
+        ColumnType.BOOLEAN,
+        ColumnType.DATE_TIME,
+    ]
+    assert scan_types(rows, 4, start) == [
+        ColumnType.NUMBER,
+        ColumnType.STRING,
+        ColumnType.BOOLEAN,
+        ColumnType.DATE_TIME,
+    ]
+
+
+def test_scan_reads_past_one_chunk_and_finds_a_late_value() -> None:
+    rows = [[str(n), "true"] for n in range(10_000)] + [["1.5", "maybe"]]
+    assert scan_types(rows, 2) == [ColumnType.NUMBER, ColumnType.STRING]
+    assert scan_types(iter(rows[:-1]), 2) == [ColumnType.INTEGER, ColumnType.BOOLEAN]
+
+
+def test_scan_counts_blank_rows_and_short_rows_as_empty_and_ignores_extras() -> None:
+    rows = [["1", "2026-11-01", "x"], [], ["2"], ["3", "", "y", "z"]]
+    assert scan_types(rows, 3) == [
+        ColumnType.INTEGER,
+        ColumnType.DATE,
+        ColumnType.STRING,
+    ]
+    assert scan_types([[], []], 2) == [ColumnType.NULL, ColumnType.NULL]
