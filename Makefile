@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
+# Another Python: `make test PYTHON=python3.13 VENV=.venv-3.13` (a venv of its own).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -19,14 +20,17 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy tap_oktopost tests scripts benchmarks
 
-test: lint postgres
-	$(BIN)/pytest
+# The tests' PostgreSQL server runs on a free port, from this clone's .postgres/,
+# only while pytest does.
+test: lint
+	bash scripts/postgres.sh run $(BIN)/pytest
 
 # Unit and in-process tests only: seconds, for the edit-test loop.
 test-fast: venv
 	$(BIN)/pytest -m "not slow"
 
-# The tests' PostgreSQL server on 127.0.0.1:55432 (installs Debian's package as root).
+# This clone's server, for running pytest by hand: start prints its port, to give
+# pytest as TEST_PG_PORT (installs Debian's package as root if missing).
 postgres:
 	bash scripts/postgres.sh start
 
@@ -37,7 +41,8 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 clean:
-	rm -rf $(VENV) .meltano output
+	-bash scripts/postgres.sh clean
+	rm -rf $(VENV) .meltano output .postgres
 
 bench: venv
 	$(BIN)/python benchmarks/bench.py

@@ -1,8 +1,9 @@
 """Demonstration sync: the local Oktopost stand-in, through Meltano, into DuckDB.
 
 Runs `meltano run tap-oktopost target-duckdb` twice against demo exports served on
-127.0.0.1 and prints each table's row count read back from the database: the second
-run has no new export run to load, so it adds nothing.
+127.0.0.1 and prints, per stream, the records the tap sent (its `record_count`
+metrics) and the rows read back from the database: the second run has no new export
+run to load, so it sends no CSV row and the tables stay as they were.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +40,38 @@ def meltano(*args: str, env: dict[str, str]) -> None:
     command = [str(BIN / "meltano"), "--environment=demo", "--log-level=warning", *args]
     print("$ meltano", " ".join(command[1:]), flush=True)
     subprocess.run(command, cwd=ROOT, env=env, check=True)
+
+
+def sync(env: dict[str, str]) -> Counter[str]:
+    """Run the pipeline; give the records the tap sent per stream (its metrics)."""
+    command = [
+        str(BIN / "meltano"),
+        "--environment=demo",
+        "--log-level=info",
+        "--log-format=json",
+        "run",
+        "tap-oktopost",
+        "target-duckdb",
+    ]
+    print("$ meltano", " ".join(command[1:]), flush=True)
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-6000:])
+        raise SystemExit(done.returncode)
+    sent: Counter[str] = Counter()
+    for line in done.stderr.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict) or event.get("name") != "tap-oktopost":
+            continue
+        metric = event.get("metric_info")
+        if isinstance(metric, dict) and metric.get("metric") == "record_count":
+            sent[metric["tags"]["stream"]] += int(metric["value"])
+    return sent
 
 
 def start_stand_in(port_file: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
@@ -84,9 +118,14 @@ def main() -> None:
                 "demo:tap-oktopost-to-target-duckdb",
                 env=env,
             )
+            streams: list[str] = []
             for label in ("First sync", "Second sync (nothing new to load)"):
-                meltano("run", "tap-oktopost", "target-duckdb", env=env)
-                print(f"\n{label}: rows in {DATABASE.relative_to(ROOT)}", flush=True)
+                sent = sync(env)
+                streams = streams or sorted(sent)
+                print(f"\n{label}: records the tap sent", flush=True)
+                for stream in streams:
+                    print(f"  {stream:<28} {sent[stream]:>6} records")
+                print(f"and rows in {DATABASE.relative_to(ROOT)}", flush=True)
                 subprocess.run(
                     [str(DUCKDB_PYTHON), "-c", COUNT_ROWS, str(DATABASE)], check=True
                 )

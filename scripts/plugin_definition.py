@@ -1,7 +1,8 @@
 """Write the Meltano Hub plugin definition from `tap-oktopost --about --format=json`.
 
-The tap's own settings schema is the one source of truth; `tests/test_meltano.py`
-checks that this file and `meltano.yml` still match it.
+The tap's own settings schema is the one source of truth for the settings, and the
+package's `Repository` URL (pyproject.toml) for where it is installed from;
+`tests/test_meltano.py` checks that this file and `meltano.yml` still match them.
 """
 
 from __future__ import annotations
@@ -9,17 +10,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.metadata import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION = ROOT / "hub" / "tap-oktopost.yml"
+# Not `decimal` for numbers: Meltano 4.4 reads a decimal setting from the environment
+# as a Decimal, then fails to write it to the tap's config ("Object of type Decimal
+# is not JSON serializable"). The tap's numbers are seconds: whole ones are plenty,
+# and meltano.yml may still give a fraction.
 KINDS = {
     "string": "string",
     "integer": "integer",
-    "number": "decimal",
+    "number": "integer",
     "boolean": "boolean",
     "array": "array",
     "object": "object",
@@ -36,6 +43,17 @@ def about() -> dict[str, Any]:
     )
     info: dict[str, Any] = json.loads(done.stdout)
     return info
+
+
+def repository() -> str:
+    """Give the git repository that the installed package's metadata names."""
+    entries: list[str] = metadata("tap-oktopost").get_all("Project-URL") or []
+    for entry in entries:
+        label, _, url = entry.partition(",")
+        if label.strip() == "Repository":
+            return url.strip()
+    message = "pyproject.toml has no Repository URL under [project.urls]"
+    raise SystemExit(message)
 
 
 def setting_kind(schema: dict[str, Any]) -> str:
@@ -63,15 +81,23 @@ def settings(info: dict[str, Any]) -> list[dict[str, Any]]:
     return listed
 
 
-def definition(info: dict[str, Any]) -> dict[str, Any]:
-    """Describe this variant as a Meltano Hub extractor definition."""
+def definition(info: dict[str, Any], repo: str | None = None) -> dict[str, Any]:
+    """Describe this variant as a Meltano Hub extractor definition.
+
+    The variant is named after the repository's owner and installs from its git
+    URL, as Meltano Hub names and installs plugins that are not on PyPI.
+    """
+    repo = repo or repository()
+    owner = urlsplit(repo).path.strip("/").split("/")[0].lower()
     return {
         "name": "tap-oktopost",
         "namespace": "tap_oktopost",
-        "variant": "tap-oktopost",
+        "variant": owner,
         "label": "Oktopost",
         "description": info["description"],
-        "pip_url": "tap-oktopost",
+        "repo": repo,
+        "docs": f"{repo}#readme",
+        "pip_url": f"git+{repo}.git",
         "executable": "tap-oktopost",
         "capabilities": info["capabilities"],
         "settings_group_validation": [sorted(info["settings"].get("required", []))],

@@ -18,6 +18,12 @@ from tap_oktopost.client import OktopostError
 _SECRET_NAME = re.compile(r"password|secret|token|key", re.IGNORECASE)
 _FILE_NAME_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _EPOCH_SECONDS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_ISO_8601 = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[T ](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)(?:[.,](?P<fraction>[0-9]+))?)?"
+    r"\s*(?P<zone>Z|[+-][0-9]{2}(?::?[0-9]{2})?)?",
+    re.IGNORECASE,
+)
 
 
 class RunDateError(OktopostError, ValueError):
@@ -41,7 +47,7 @@ def parse_run_date(value: object, export_id: str) -> str | None:
         moment = datetime.datetime.fromtimestamp(float(value), tz=datetime.timezone.utc)
     elif isinstance(value, str):
         try:
-            moment = datetime.datetime.fromisoformat(value.strip())
+            moment = datetime.datetime.fromisoformat(_python_310_iso(value.strip()))
         except ValueError:
             raise RunDateError(_run_date_message(value, export_id)) from None
     else:
@@ -49,6 +55,31 @@ def parse_run_date(value: object, export_id: str) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment.astimezone(datetime.timezone.utc).isoformat()
+
+
+def _python_310_iso(text: str) -> str:
+    """Rewrite ISO 8601 in the subset Python 3.10's `fromisoformat` reads.
+
+    3.10 refuses `Z`, `+0200` and fractions of other than 3 or 6 digits, which 3.11
+    reads; text of another shape is left for `fromisoformat` to judge.
+    """
+    found = _ISO_8601.fullmatch(text)
+    if found is None:
+        return text
+    rewritten = found["date"]
+    if found["time"]:
+        rewritten += f"T{found['time']}"
+        if found["fraction"]:
+            rewritten += "." + found["fraction"][:6].ljust(6, "0")
+    zone = (found["zone"] or "").upper()
+    if zone == "Z":
+        zone = "+00:00"
+    elif zone:
+        digits = zone[1:].replace(":", "")
+        zone = f"{zone[0]}{digits[:2]}:{digits[2:] or '00'}"
+    if zone and not found["time"]:
+        rewritten += "T00:00"
+    return rewritten + zone
 
 
 def _run_date_message(value: object, export_id: str) -> str:

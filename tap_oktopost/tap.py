@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
+import difflib
 import itertools
 import json
 import signal
@@ -218,6 +220,7 @@ class TapOktopost(Tap):
         self.initial_state = state if isinstance(state, dict) else {}
         self._sync_plan: SyncPlan | None = None
         super().__init__(state=state, **kwargs)
+        self._warn_of_unknown_settings()
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
@@ -233,8 +236,7 @@ class TapOktopost(Tap):
                 setup_mapper=False,
             )
         except ConfigValidationError as error:
-            for message in error.errors:
-                cls.logger.error("Config validation error: %s", message)
+            cls.logger.error("Config validation error: %s", "; ".join(error.errors))
             ctx.exit(1)
         failure: OktopostError | None = None
         try:
@@ -333,6 +335,9 @@ class TapOktopost(Tap):
         """Run the command line; a failure the tap explains ends in one ERROR line."""
         try:
             super().invoke(**kwargs)
+        except ConfigValidationError as error:
+            cls.logger.error("Config validation error: %s", "; ".join(error.errors))
+            sys.exit(1)
         except OktopostError as error:
             cls.logger.error("%s", error)
             sys.exit(1)
@@ -403,6 +408,7 @@ class TapOktopost(Tap):
             streams.extend(self._file_streams_from_catalog())
         else:
             streams.extend(self._file_streams_from_archives())
+        self._warn_of_unknown_tables_and_columns(streams)
         return list(streams)
 
     def _file_streams_from_catalog(self) -> list[ExportFileStream]:
@@ -469,6 +475,46 @@ class TapOktopost(Tap):
                 else:
                     continue
                 raise failure  # out of the handler: no chained error to print
+
+    def _warn_of_unknown_settings(self) -> None:
+        """Name each setting the tap does not know: a misspelt one is ignored."""
+        schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(schema)
+        known = list(schema.get("properties", {}))
+        for name in sorted(set(self.config) - set(known)):
+            guess = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {guess[0]}?" if guess else ""
+            self.logger.warning("Unknown setting %s is ignored%s", name, hint)
+
+    def _warn_of_unknown_tables_and_columns(
+        self, streams: list[OktopostStream]
+    ) -> None:
+        """Name the tables and columns primary_keys and column_types give in vain.
+
+        A warning, not an error: the table of an export that has not run yet, or a
+        column of a later run, is not in the catalog yet.
+        """
+        columns = {
+            stream.name: set(stream.schema.get("properties", {}))
+            for stream in streams
+            if isinstance(stream, ExportFileStream)
+        }
+        for setting in ("primary_keys", "column_types"):
+            for table, named in (self.config.get(setting) or {}).items():
+                if table not in columns:
+                    self.logger.warning(
+                        "Setting %s: no CSV stream is named %s (the streams: %s)",
+                        setting,
+                        table,
+                        ", ".join(sorted(columns)) or "none",
+                    )
+                elif missing := [c for c in named if c not in columns[table]]:
+                    self.logger.warning(
+                        "Setting %s: stream %s has no column %s",
+                        setting,
+                        table,
+                        ", ".join(missing),
+                    )
 
     def pinned_types(self, stream_name: str) -> dict[str, str]:
         """Give the column types the column_types setting fixes for a stream."""

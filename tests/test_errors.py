@@ -1,0 +1,439 @@
+"""Every message of the README's Troubleshooting table, produced as a user meets it.
+
+Each case runs the tap's command line against the stand-in and finds the README's
+message (its `<...>` and `...` standing for any text) in the log: a failure is one
+ERROR line and exit code 1 without a traceback (failed exports: each one's error,
+then the `Exports failed` summary last); a warning leaves the run going.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    TapRun,
+    config_for,
+    csv_text,
+    export_with,
+    run_tap,
+)
+from tests.oktopost_stand_in import (
+    OktopostStandIn,
+    StandInExport,
+    demo_exports,
+    make_zip,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTS = "032000000000101"
+CAMPAIGNS = "032000000000102"
+LOG_LINE = re.compile(r"\| (?P<level>ERROR|WARNING)\s*\| [^|]+\| (?P<message>.*)$")
+SUMMARY = "Exports failed ("
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
+
+def troubleshooting_rows() -> list[tuple[list[str], bool]]:
+    """The table's rows: the messages of each, and whether they are warnings."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        if not line.startswith("| ") or line.startswith("| message"):
+            continue
+        first_cell = line.split(" | ", 1)[0]
+        rows.append((re.findall(r"`([^`]+)`", first_cell), "(warning)" in first_cell))
+    return rows
+
+
+def pattern(message: str) -> re.Pattern[str]:
+    """The README's message as a regular expression: `<...>` and `...` match text."""
+    parts = re.split(r"(<[^>]+>|\.\.\.)", message)
+    return re.compile(
+        "".join(
+            ".*?"
+            if part == "..."
+            else ".+?"
+            if part.startswith("<")
+            else re.escape(part)
+            for part in parts
+        )
+    )
+
+
+@dataclass
+class Case:
+    """How to meet one message."""
+
+    make: Callable[[OktopostStandIn, Path], TapRun]
+    failed_exports: int = 0
+    """Exports whose errors come before the `Exports failed` summary."""
+    known_bug: str = ""
+    """Why the tap does not say this yet: the case must fail until it does."""
+
+
+CASES: dict[str, Case] = {}
+TARGET_MESSAGES = {"Altering columns is not supported"}
+"""Messages of a target, not the tap: tests/test_targets.py meets them."""
+
+
+def case(
+    *messages: str, failed_exports: int = 0, known_bug: str = ""
+) -> Callable[[Any], Any]:
+    """Register the function making a run that logs these README messages."""
+
+    def register(make: Callable[[OktopostStandIn, Path], TapRun]) -> Any:
+        for message in messages:
+            CASES[message] = Case(make, failed_exports, known_bug)
+        return make
+
+    return register
+
+
+def tap(stand_in: OktopostStandIn, tmp_path: Path, **kwargs: Any) -> TapRun:
+    """A sync of the demo exports (unless the stand-in has others), never checked."""
+    if not stand_in._exports:
+        for export in demo_exports():
+            stand_in.add_export(export)
+    settings = kwargs.pop("settings", {})
+    return run_tap(config_for(stand_in, **settings), tmp_path, check=False, **kwargs)
+
+
+@case("Config validation error: 'api_key' is a required property")
+def missing_api_key(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    config = config_for(stand_in)
+    del config["api_key"]
+    return run_tap(config, tmp_path, check=False)
+
+
+@case("Config validation error: Setting <name> fails the rule ...")
+def base_url_not_a_url(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    run = tap(stand_in, tmp_path, settings={"base_url": "api.oktopost.com/v2"})
+    assert "Setting base_url fails the rule pattern" in run.stderr
+    return run
+
+
+@case(
+    "Config validation error: The base_url setting holds a user name or password "
+    "(user:password@); ..."
+)
+def base_url_with_password(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    base_url = stand_in.base_url.replace("http://", "http://bi:Pa55word@")
+    run = tap(stand_in, tmp_path, settings={"base_url": base_url})
+    assert "Pa55word" not in run.stderr
+    return run
+
+
+@case(
+    "Config validation error: Setting primary_keys: stream <name> has no column <col>"
+)
+def key_column_missing(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    return tap(stand_in, tmp_path, settings={"primary_keys": {"posts": ["postid"]}})
+
+
+@case("Setting column_types: stream <name> has no column <col>")
+def pinned_column_missing(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    settings = {"column_types": {"posts": {"clickz": "string"}}}
+    run = tap(stand_in, tmp_path, settings=settings)
+    assert "stream posts has no column clickz" in run.stderr
+    return run
+
+
+@case("Setting primary_keys: no CSV stream is named <name> (the streams: ...)")
+def key_stream_missing(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    run = tap(stand_in, tmp_path, settings={"primary_keys": {"post": ["post_id"]}})
+    assert (
+        "no CSV stream is named post (the streams: campaigns, post_stats, posts)"
+        in (run.stderr)
+    )
+    return run
+
+
+@case("Unknown setting <name> is ignored; did you mean <setting>?")
+def misspelt_setting(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    run = tap(stand_in, tmp_path, settings={"export_id": POSTS})
+    assert "Unknown setting export_id is ignored; did you mean export_ids?" in (
+        run.stderr
+    )
+    return run
+
+
+@case(
+    "... HTTP 401, check the account_id and api_key settings, and that base_url is "
+    "your account's region (US or EU)..."
+)
+def wrong_api_key(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    return tap(stand_in, tmp_path, settings={"api_key": "wrong"}, extra_args=["--test"])
+
+
+@case("... HTTP 403, the API key's user lacks permission ...")
+def no_permission(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.fail_next("/v2/bi-export?", 403)
+    return tap(stand_in, tmp_path)
+
+
+@case(
+    "Export <id>: HTTP 404, check the export id (export_ids / test_export_id "
+    "settings) ...",
+    "Exports failed (<n>), the others loaded: ...",
+    failed_exports=1,
+)
+def unknown_export_id(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    return tap(stand_in, tmp_path, settings={"export_ids": ["032000000000999", POSTS]})
+
+
+@case(
+    "... HTTP 404, no such API path: check the base_url setting, the API root "
+    "ending in /v2 ..."
+)
+def base_url_without_v2(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    base_url = stand_in.base_url.removesuffix("/v2")
+    return tap(stand_in, tmp_path, settings={"base_url": base_url})
+
+
+@case(
+    "... could not reach <url>; check the base_url setting and the network "
+    "(ConnectionError)"
+)
+def unreachable(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    settings = {"base_url": "http://127.0.0.1:9/v2", "max_retries": 0}
+    return tap(stand_in, tmp_path, settings=settings)
+
+
+@case("... HTTP 502 from Oktopost: retry <n> of <max> in <seconds> s...")
+def passing_502(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.fail_next(f"/v2/bi-export/{POSTS}", 502, headers={"Retry-After": "0"})
+    return tap(stand_in, tmp_path)
+
+
+@case("... Oktopost's rate limit (HTTP 429): retry <n> of <max> in <seconds> s...")
+def rate_limited(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.fail_next("/v2/bi-export?", 429, headers={"Retry-After": "0"})
+    return tap(stand_in, tmp_path)
+
+
+@case("... Oktopost answered Result false: ...", failed_exports=1)
+def result_false(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    body = b'{"Result": false, "Errors": {"API": {"Error": "Export locked"}}}'
+    stand_in.fail_next(f"/v2/bi-export/{POSTS}", 200, body=body, times=2)
+    return tap(stand_in, tmp_path)
+
+
+@case("... Oktopost answered HTTP <status> with no JSON: ...", failed_exports=1)
+def not_json(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    body = b"<html>Proxy login</html>"
+    stand_in.fail_next(f"/v2/bi-export/{POSTS}", 200, body=body, times=2)
+    return tap(stand_in, tmp_path)
+
+
+@case(
+    "Export <id>: LastRunDate '...' is not epoch seconds, ISO 8601, "
+    "'YYYY-MM-DD HH:MM:SS' or a date",
+    failed_exports=1,
+)
+def odd_run_date(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    for export in demo_exports():
+        stand_in.add_export(export)
+    stand_in.set_run(POSTS, demo_exports()[0].archive, "next tuesday")
+    return tap(stand_in, tmp_path)
+
+
+@case(
+    "Export <id>: downloading <file>: HTTP 403, the signed link expired or was "
+    "refused (retried with a fresh link)..."
+)
+def expired_link(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.fail_next(f"/storage/{POSTS}", 403)
+    return tap(stand_in, tmp_path)
+
+
+@case("Export <id> (<Type>): its last run's file is a PDF report, not a ZIP archive...")
+def pdf_report(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    for export in demo_exports():
+        stand_in.add_export(export)
+    stand_in.set_run(POSTS, b"%PDF-1.7 a report", "2026-11-28 10:00:00")
+    return tap(stand_in, tmp_path)
+
+
+@case("Export <id> (<Type>): its last run's archive holds no CSV file")
+def excel_export(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.add_export(export_with(POSTS, {"xl/sheet1.xml": "<x/>"}))
+    return tap(stand_in, tmp_path)
+
+
+@case("... over the max_uncompressed_bytes setting ...")
+def too_large(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    return tap(stand_in, tmp_path, settings={"max_uncompressed_bytes": 3000})
+
+
+@case("... refusing a likely zip bomb")
+def zip_bomb(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    bomb = "Id,Text\n1," + "0" * (30 * 1024 * 1024) + "\n"
+    stand_in.add_export(export_with(POSTS, {"Bomb.csv": bomb}))
+    return tap(stand_in, tmp_path)
+
+
+@case(
+    "Export <id>: a new run (<date>) replaced the run being loaded (<date>); the "
+    "next sync loads it",
+    failed_exports=1,
+)
+def new_run_mid_sync(
+    stand_in: OktopostStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> TapRun:
+    catalog = tap(stand_in, tmp_path, discover=True).messages[0]
+    # The export runs again just as its link is refused: the fresh link is the
+    # new run's.
+    stand_in.fail_next(f"/storage/{POSTS}", 403)
+    take_failure = stand_in._take_failure
+
+    def refuse_and_run_again(path: str) -> Any:
+        failure = take_failure(path)
+        if failure is not None and path.startswith("/storage/"):
+            stand_in.set_run(POSTS, demo_exports()[0].archive, "2026-11-28 10:00:00")
+        return failure
+
+    monkeypatch.setattr(stand_in, "_take_failure", refuse_and_run_again)
+    return tap(stand_in, tmp_path, catalog=catalog)
+
+
+@case(
+    "Export <id>, file <name>, after data row <n>: ...",
+    failed_exports=1,
+    known_bug=(
+        "main logs 'Export <id>, file <name>: DamagedMemberError: Export <id> (<Type>),"
+        " file <name>: BadZipFile: ...' (test_faults fails the same way)"
+    ),
+)
+def damaged_member(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    rows = [["Id", "Text"], *[[str(n), f"row {n}"] for n in range(1, 5001)]]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("Rows.csv", csv_text(rows))
+    data = bytearray(buffer.getvalue())
+    data[len(data) // 2] ^= 0xFF
+    stand_in.add_export(
+        StandInExport(id=POSTS, last_run_date="2026-11-27", archive=bytes(data))
+    )
+    return tap(stand_in, tmp_path)
+
+
+@case(
+    "Export <id>, file <name>: NUL bytes were dropped",
+    "... file <name>: text that is not UTF-8 was read as Windows-1252",
+)
+def odd_text(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    members: dict[str, str | bytes] = {
+        "Latin.csv": "Id,Name\n1,Café\n".encode("cp1252"),
+        "Nul.csv": b"Id,Name\n1,a\x00b\n",
+    }
+    stand_in.add_export(export_with(POSTS, members))
+    return tap(stand_in, tmp_path)
+
+
+@case(
+    "... column <c> holds '<text>', which does not fit its type, <type>, as the "
+    "column_types setting pins it..."
+)
+def unfit_value(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    leads = csv_text([["Lead ID", "Clicks"], ["1", "3"], ["2", "n/a"]])
+    stand_in.add_export(export_with(POSTS, {"Leads.csv": leads}))
+    settings = {"column_types": {"leads": {"clicks": "integer"}}}
+    return tap(stand_in, tmp_path, settings=settings)
+
+
+@case(
+    "Export <id>: its run of <date> has files for tables the catalog lacks "
+    "(<tables>)..."
+)
+def catalog_lacks_a_table(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    catalog = tap(stand_in, tmp_path, discover=True).messages[0]
+    catalog["streams"] = [
+        entry for entry in catalog["streams"] if entry["tap_stream_id"] != "campaigns"
+    ]
+    return tap(stand_in, tmp_path, catalog=catalog)
+
+
+@case(
+    "Stream <s>, file <f>, row <n>: column <c> holds '<text>', which does not fit "
+    "its type, <type>, the type its table has had since an earlier sync. To widen "
+    "the column for good, set column_types {...} ..."
+)
+def unfit_value_of_a_later_run(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    header = ["Lead ID", "Clicks"]
+    first = csv_text([header, ["1", "3"]])
+    stand_in.add_export(export_with(POSTS, {"Leads.csv": first}, "2026-11-01"))
+    state = tap(stand_in, tmp_path).final_state
+    later = csv_text([header, ["2", "n/a"]])
+    stand_in.set_run(POSTS, make_zip({"Leads.csv": later}), "2026-11-02")
+    return tap(stand_in, tmp_path, state=state)
+
+
+def test_every_troubleshooting_message_has_a_case() -> None:
+    documented = {
+        message for messages, _ in troubleshooting_rows() for message in messages
+    }
+    assert documented - TARGET_MESSAGES == set(CASES)
+
+
+WARNINGS = {
+    message
+    for messages, warning in troubleshooting_rows()
+    for message in messages
+    if warning
+}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(
+            message,
+            marks=[pytest.mark.xfail(strict=True, reason=CASES[message].known_bug)]
+            if CASES[message].known_bug
+            else [],
+        )
+        for message in sorted(CASES)
+    ],
+)
+def test_the_tap_says_what_the_readme_says(
+    message: str,
+    stand_in: OktopostStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make = CASES[message].make
+    arguments: dict[str, Any] = (
+        {"monkeypatch": monkeypatch}
+        if "monkeypatch" in make.__code__.co_varnames
+        else {}
+    )
+    run = make(stand_in, tmp_path, **arguments)
+
+    logged = [
+        found for line in run.stderr.splitlines() if (found := LOG_LINE.search(line))
+    ]
+    errors = [found["message"] for found in logged if found["level"] == "ERROR"]
+    warnings = [found["message"] for found in logged if found["level"] == "WARNING"]
+    expected = pattern(message)
+    assert "Traceback" not in run.stderr
+    assert "unhandled" not in run.stderr
+    if message in WARNINGS:
+        assert any(expected.search(line) for line in warnings), run.stderr[-3000:]
+        return
+    assert run.returncode == 1, run.stderr[-3000:]
+    failed = CASES[message].failed_exports
+    if failed:
+        assert len(errors) == failed + 1, errors
+        assert errors[-1].startswith(SUMMARY)
+        assert any(expected.search(line) for line in errors), errors
+    else:
+        assert len(errors) == 1, errors
+        assert expected.search(errors[0]), errors
