@@ -18,7 +18,7 @@ from tests.conftest import (
     export_with,
     sync_in_process,
 )
-from tests.oktopost_stand_in import OktopostStandIn, demo_exports
+from tests.oktopost_stand_in import OktopostStandIn, demo_exports, make_zip
 
 POSTS, CAMPAIGNS = "032000000000101", "032000000000102"
 CSV_STREAMS = ("posts", "post_stats", "campaigns")
@@ -311,3 +311,40 @@ def test_a_field_or_line_past_the_setting_fails_its_export_only(
     ) in run.stderr
     assert not run.records("huge")
     assert len(run.records("campaigns")) == 10
+
+
+def test_awkward_archives_load_once_then_send_and_download_nothing(
+    stand_in: OktopostStandIn,
+) -> None:
+    inner = make_zip({"Inner.csv": "id\n1\n"})
+    members: dict[str, str | bytes] = {
+        "投稿.csv": "番号,本文\n1,こんにちは\n",
+        "__MACOSX/._投稿.csv": b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X",
+        ".hidden.csv": "id\n2\n",
+        "Empty.csv": b"",
+        "Header Only.csv": "Id,Name\n",
+        "nested/outer.zip": inner,
+        "notes.txt": "not data",
+    }
+    stand_in.add_export(export_with("032000000000001", members))
+    config = config_for(stand_in)
+    catalog = discover_in_process(config)
+    first = sync_in_process(config, catalog=catalog)
+
+    assert first.returncode == 0
+    assert {entry["tap_stream_id"] for entry in catalog["streams"]} >= {
+        "tougao",
+        "header_only",
+        "inner",
+    }
+    assert [r["benwen"] for r in first.records("tougao")] == ["こんにちは"]
+    assert [r["id"] for r in first.records("inner")] == [1]
+    assert not first.records("header_only")
+    assert read_bookmarks(first.final_state)["032000000000001"].is_complete(
+        "2026-11-27T10:00:00+00:00"
+    )
+
+    stand_in.reset_log()
+    second = sync_in_process(config, catalog=catalog, state=first.final_state)
+    assert not stand_in.downloads()
+    assert set(second.record_counts()) == {"export_list_metadata"}
