@@ -181,7 +181,7 @@ class ExportRun:
         link = detail.get("LastRunFile") or None
         file_name = link_file_name(link) if link else None
         record = without_secrets(detail)
-        record["Id"] = detail.get("Id") or export_id
+        record["Id"] = export_id  # the Id asked for: the answer's could be anything
         record["LastRunDate"] = parse_run_date(
             detail.get("LastRunDate") or _file_name_date(file_name), export_id
         )

@@ -29,6 +29,7 @@ from tap_oktopost.client import (
     OktopostClient,
     OktopostError,
     base_url_problem,
+    printable,
     retry_settings,
 )
 from tap_oktopost.csv_data import (
@@ -385,11 +386,19 @@ class TapOktopost(Tap):
         ]
         if configured:
             return list(dict.fromkeys(configured))
-        return [
-            str(export["Id"])
+        active = [
+            str(export.get("Id"))
             for export in self.client.list_exports(status="active")
             if str(export.get("Status", "active")).lower() == "active"
         ]
+        for odd in [
+            export_id for export_id in active if printable(export_id) != export_id
+        ]:
+            # It would forge log lines and state keys: no Oktopost Id looks like it.
+            self.logger.warning(
+                "Skipping an export whose Id %s is not text", printable(odd)
+            )
+        return [export_id for export_id in active if printable(export_id) == export_id]
 
     def export_run(self, export_id: str) -> ExportRun:
         """Fetch an export's detail: its last run and a fresh link to its file."""

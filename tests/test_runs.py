@@ -348,3 +348,17 @@ def test_awkward_archives_load_once_then_send_and_download_nothing(
     second = sync_in_process(config, catalog=catalog, state=first.final_state)
     assert not stand_in.downloads()
     assert set(second.record_counts()) == {"export_list_metadata"}
+
+
+def test_an_export_id_that_is_not_text_is_skipped_without_forging_a_log_line(
+    demo: OktopostStandIn,
+) -> None:
+    demo.add_export(export_with("032\nERROR forged line", {"X.csv": "id\n1\n"}))
+    run = sync_in_process(config_for(demo))
+
+    assert run.returncode == 0
+    assert "Skipping an export whose Id 032\\nERROR forged line is not text" in (
+        run.stderr
+    )
+    assert "\nERROR forged line" not in run.stderr
+    assert len(run.records("campaigns")) == 10
