@@ -76,12 +76,15 @@ class TapOktopost(Tap):
     message_writer_class = MsgSpecWriter
     dynamic_catalog = True  # discovery calls the API, so it validates settings too
     # Not ACTIVATE_VERSION: a CSV table holds many runs, and a version message from
-    # one would make targets delete the others. Not BATCH: bookmarks follow records.
+    # one would make targets delete the others. BATCH: the CSV streams write JSON-lines
+    # files (tap_oktopost.batches) and a table's bookmark moves after its last BATCH
+    # message; the metadata streams stay RECORDs.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
         TapCapabilities.DISCOVER,
         PluginCapabilities.ABOUT,
+        PluginCapabilities.BATCH,
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
         PluginCapabilities.STRUCTURED_LOGGING,
