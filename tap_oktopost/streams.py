@@ -369,16 +369,21 @@ class ExportFileStream(OktopostStream):
         return reshape
 
     def _table_done(self, load: RunLoad) -> None:
-        """Every row of the table in the run is out: remember types, move bookmark."""
+        """Every row of the table in the run is out: remember types, move bookmark.
+
+        Only for a table the run still has due: once its export failed, none is
+        (its later tables read nothing, and a bookmark would skip their rows).
+        """
+        if self.name not in load.tables_due:
+            return
+        plan = self.oktopost.sync_plan
         self.stream_state[COLUMN_TYPES_KEY] = {
             name: column_type_of(column).value
             for name, column in self.effective_schema["properties"].items()
             if name not in METADATA_PROPERTIES
         }
         assert load.run.run_at is not None  # noqa: S101
-        self.oktopost.sync_plan.ledger.table_received(
-            load.run.export_id, self.name, load.run.run_at
-        )
+        plan.ledger.table_received(load.run.export_id, self.name, load.run.run_at)
 
     def _write_lean(
         self, lines: RecordLines, records: Iterable[dict[str, Any]]
