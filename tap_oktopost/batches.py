@@ -5,8 +5,8 @@ messages. The SDK's own batcher would take each record through the per-record pa
 and hold a whole file's records in a list; here each record is encoded as it is read
 (the same encoder as `tap_oktopost.output`, so a file's line holds what a RECORD's
 `record` would) and written a megabyte at a time, so the tap holds one record and
-one buffer whatever `batch_size` is. The target deletes each file once loaded: see
-the README's BATCH section.
+one buffer whatever `batch_size` is. Files live until the next sync starts
+(`remove_earlier_files`), unless the target deletes them once loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import re
 import uuid
 from typing import IO, TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ GZIP_LEVEL = 1
 """Fast: the files live for one load, and level 9 would double the tap's time."""
 JSONL = "jsonl"
 GZIP = "gzip"
+_STEM = "tap-oktopost"
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -58,6 +60,32 @@ def check_batch_config(batch_config: BatchConfig) -> None:
         raise BatchSettingError(msg)
 
 
+def remove_earlier_files(batch_config: BatchConfig) -> int:
+    """Delete the files that earlier syncs of the tap left under the root.
+
+    target-postgres (0.8.1, like the SDK's targets) never deletes a file it loaded;
+    target-snowflake does. By the time a sync starts, the pipeline before it has
+    ended: its files are loaded, or their bookmarks did not move and the rows go out
+    again. Give the root to one pipeline: a sync deletes what another is loading.
+    """
+    storage = batch_config.storage
+    root = UPath(storage.root, **storage.params).resolve()
+    first_name = root / f"{storage.prefix or ''}{_STEM}--"
+    folder = first_name.parent
+    if not folder.exists():
+        return 0
+    pattern = re.compile(
+        re.escape(first_name.name) + r".+-[0-9a-f]{32}-[0-9]+\.json(?:\.gz)?"
+    )
+    removed = 0
+    for path in folder.iterdir():
+        if pattern.fullmatch(path.name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
 class BatchFiles:
     """Writes one stream's records to files of at most `batch_size` lines."""
 
@@ -69,7 +97,7 @@ class BatchFiles:
         self.root = UPath(storage.root, **storage.params).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         prefix = storage.prefix or ""
-        self.name_stem = f"{prefix}tap-oktopost--{stream_name}-{uuid.uuid4().hex}"
+        self.name_stem = f"{prefix}{_STEM}--{stream_name}-{uuid.uuid4().hex}"
         self.files_written = 0
 
     def write(self, records: Iterable[dict[str, Any]]) -> Iterator[tuple[str, int]]:
@@ -113,7 +141,9 @@ class BatchFiles:
 
     @contextlib.contextmanager
     def _open(self, name: str) -> Iterator[IO[bytes]]:
-        with (self.root / name).open("wb") as raw:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as raw:
             if self.gzip:
                 with gzip.GzipFile(
                     fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0

@@ -16,11 +16,13 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_oktopost.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
+from tap_oktopost.batches import remove_earlier_files
 from tap_oktopost.client import (
     EU_BASE_URL,
     US_BASE_URL,
@@ -348,6 +350,10 @@ class TapOktopost(Tap):
         return self._sync_plan
 
     def _prepare_sync_plan(self) -> SyncPlan:
+        if raw_batch_config := self.config.get("batch_config"):
+            removed = remove_earlier_files(BatchConfig.from_dict(raw_batch_config))
+            if removed:
+                self.logger.info("Deleted %d BATCH files of earlier syncs", removed)
         plan = SyncPlan(
             ledger=self.ledger,
             archives=self.archives,

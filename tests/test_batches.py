@@ -176,15 +176,16 @@ def test_a_sync_from_the_final_state_sends_nothing_new(
     config = config_for(stand_in, batch_config=batch_config(tmp_path / "files", 10))
     first = sync_in_process(config)
     first_downloads = stand_in.downloads()
-    written = set((tmp_path / "files").iterdir())
+    (tmp_path / "files" / "not-the-taps.json.gz").write_bytes(b"")
     again = sync_in_process(config, state=first.final_state)
 
     assert again.returncode == 0
     assert [m for m in first.messages if m["type"] == "BATCH"]
     assert not [m for m in again.messages if m["type"] == "BATCH"]
     assert not set(again.record_counts()) & set(CSV_STREAMS)
-    assert set((tmp_path / "files").iterdir()) == written
     assert not stand_in.downloads()[len(first_downloads) :]
+    # The first sync's files were deleted as the second started; others are kept.
+    assert [p.name for p in (tmp_path / "files").iterdir()] == ["not-the-taps.json.gz"]
     assert again.final_state == first.final_state
 
 
