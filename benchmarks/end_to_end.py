@@ -45,6 +45,7 @@ class Result:
     seconds: float
     tap_mb: float
     target_mb: float | None
+    rows: int | None = None
 
 
 def children(pid: int) -> list[int]:
@@ -82,13 +83,20 @@ def peak_kb(pid: int) -> tuple[str, int]:
     return "", 0
 
 
-def meltano_run(env: dict[str, str], label: str) -> Result:
-    """Run the pipeline, polling the tap's and the target's peak memory."""
+def meltano_run(env: dict[str, str], label: str, state_id_suffix: str) -> Result:
+    """Run the pipeline from no state, polling the tap's and target's peak memory."""
     peaks = {"tap": 0, "target": 0}
     done = threading.Event()
     start = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 - our own Meltano
-        [str(MELTANO), "--environment=test", "run", "tap-oktopost", "target-postgres"],
+        [
+            str(MELTANO),
+            "--environment=test",
+            "run",
+            f"--state-id-suffix={state_id_suffix}",
+            "tap-oktopost",
+            "target-postgres",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -139,13 +147,15 @@ def measured(command: list[str], label: str, folder: Path) -> Result:
     return Result(label, result["seconds"], result["maxrss_kb"] / 1024, None)
 
 
-def drop_schema(env: dict[str, str], schema: str) -> None:
-    """Drop a benchmark schema with psql, when there is one on PATH."""
-    subprocess.run(  # noqa: S603 - psql, a fixed query
+def psql(env: dict[str, str], query: str) -> str:
+    """Run a query on the test server with psql from PATH; give its output."""
+    done = subprocess.run(  # noqa: S603 - psql, our own queries
         [  # noqa: S607 - psql from PATH, as scripts/postgres.sh uses it
             "psql",
             "-X",
             "-q",
+            "-t",
+            "-A",
             "-h",
             "127.0.0.1",
             "-p",
@@ -155,12 +165,14 @@ def drop_schema(env: dict[str, str], schema: str) -> None:
             "-d",
             "oktopost",
             "-c",
-            f'drop schema if exists "{schema}" cascade',
+            query,
         ],
         env={**env, "PGPASSWORD": "oktopost"},
         capture_output=True,
+        text=True,
         check=False,
     )
+    return done.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -244,16 +256,23 @@ def main(argv: list[str] | None = None) -> None:
                 "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
             }
             try:
-                results.append(meltano_run(env, label))
+                result = meltano_run(env, label, schema)
+                result.rows = int(
+                    psql(base_env, f'select count(*) from "{schema}".posts')  # noqa: S608
+                )
+                results.append(result)
             finally:
-                drop_schema(base_env, schema)
+                psql(base_env, f'drop schema if exists "{schema}" cascade')
     print(f"{args.rows:,} rows, one export, one CSV file\n")
-    print("| run | wall s | tap peak RSS MB | target peak RSS MB |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| run | wall s | tap peak RSS MB | target peak RSS MB | rows in PostgreSQL |"
+    )
+    print("|---|---:|---:|---:|---:|")
     for result in results:
         target = "" if result.target_mb is None else f"{result.target_mb:.0f}"
         seconds, tap = f"{result.seconds:.1f}", f"{result.tap_mb:.0f}"
-        print(f"| {result.label} | {seconds} | {tap} | {target} |")
+        rows = "" if result.rows is None else f"{result.rows:,}"
+        print(f"| {result.label} | {seconds} | {tap} | {target} | {rows} |")
 
 
 if __name__ == "__main__":
