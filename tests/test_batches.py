@@ -263,3 +263,20 @@ def test_a_batch_format_the_tap_cannot_write_is_refused_before_any_file(
     assert run.returncode == 1
     assert "this tap writes jsonl" in run.stderr
     assert not list((tmp_path / "files").glob("*"))
+
+
+def test_a_stream_sent_under_two_names_is_refused(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> None:
+    stand_in.add_export(export_with(ITEMS_EXPORT, {"Items.csv": ITEMS}))
+    run = sync_in_process(
+        config_for(
+            stand_in,
+            stream_maps={"items_copy": {"__source__": "items"}},
+            batch_config=batch_config(tmp_path, 100),
+        )
+    )
+
+    assert run.returncode == 1
+    assert "batch_config cannot send a stream under several names" in run.stderr
+    assert not [m for m in run.messages if m["type"] == "BATCH"]
