@@ -26,12 +26,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import EXPORT_ID, ROOT, posts_export, write_archive
 
-from benchmarks.bench import EXPORT_ID, posts_export, write_archive  # noqa: E402
-from tests.oktopost_stand_in import OktopostStandIn  # noqa: E402
+from tests.oktopost_stand_in import OktopostStandIn
 
 MELTANO = Path(sys.executable).parent / "meltano"
 POSTGRES_PORT = "55432"
