@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream, metrics
 from singer_sdk import typing as th
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
+from tap_oktopost.batches import BatchFiles
 from tap_oktopost.client import OktopostError, printable
 from tap_oktopost.csv_data import (
     EXPORT_ID,
@@ -37,13 +39,14 @@ from tap_oktopost.output import RecordLines
 from tap_oktopost.type_policy import KEEP, settle_types
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib import Catalog
 
     from tap_oktopost.download import ExportArchive
-    from tap_oktopost.runs import SyncPlan
+    from tap_oktopost.runs import RunLoad, SyncPlan
     from tap_oktopost.tap import TapOktopost
 
 _DESTINATION = th.ObjectType(
@@ -88,6 +91,14 @@ class OktopostStream(Stream):
     ) -> None:
         super().__init__(tap, schema=schema, name=name)
         self.oktopost = tap
+
+    def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
+        """Send RECORDs, whatever `batch_config` says: metadata streams are small.
+
+        And the SDK's batching would write a detail record's file only after its
+        export's bookmark had moved.
+        """
+        return None
 
 
 class ExportListStream(OktopostStream):
@@ -193,6 +204,10 @@ class ExportFileStream(OktopostStream):
         self._scans: dict[tuple[str, str], MemberScan] = {}
         """What each file's scan found, by export and member, for reading it."""
 
+    def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
+        """BATCH files when `batch_config` is set: see `get_batches`."""
+        return Stream.get_batch_config(self, config)
+
     @property
     def emit_activate_version_messages(self) -> bool:
         """Never: a version covers one run, and targets would delete the others."""
@@ -288,6 +303,80 @@ class ExportFileStream(OktopostStream):
         except OktopostError as error:
             plan.fail(load.run.export_id, error)
             return
+        self._table_done(load)
+
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None
+    ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Write this table's rows of the run to files; then move its bookmark.
+
+        The records are those `get_records` sends, encoded as they are read. The
+        SDK writes each file's BATCH message when given the file, so when the last
+        `yield` returns, every file of the run is out and the bookmark may move.
+        """
+        plan = self.oktopost.sync_plan
+        load = plan.loads.get(context[EXPORT_ID]) if context else None
+        if load is None or load.archive is None:
+            return
+        files = BatchFiles(batch_config, self.name)
+        reshape = self._batch_reshape()
+        archive = load.archive
+        records = (
+            record
+            for member in load.members(self.name)
+            for record in self._read_member(archive, member)
+        )
+        counter = self.get_record_counter()
+        counter.with_context(context)
+        try:
+            with counter:
+                for url, rows in files.write(
+                    records if reshape is None else reshape(records)
+                ):
+                    counter.increment(rows)
+                    yield batch_config.encoding, [url]
+        except OktopostError as error:
+            plan.fail(load.run.export_id, error)
+            return
+        self._table_done(load)
+
+    def _batch_reshape(
+        self,
+    ) -> Callable[[Iterable[dict[str, Any]]], Iterator[dict[str, Any]]] | None:
+        """Apply the stream map and column selection to batched records, if any.
+
+        The SDK's own batching skips both; a BATCH message names one set of files
+        for every alias, so a map that splits a stream cannot be honoured.
+        """
+        if self._is_lean():
+            return None
+        if len(self.stream_maps) != 1:
+            msg = (
+                f"Stream {self.name}: batch_config cannot send a stream under "
+                "several names (a stream map aliasing it); send RECORDs instead"
+            )
+            raise OktopostError(msg)
+        stream_map = self.stream_maps[0]
+        schema, mask = self.schema, self.mask
+
+        def reshape(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for record in records:
+                pop_deselected_record_properties(record, schema, mask)
+                mapped = stream_map.transform(record)
+                if mapped is not None:
+                    yield mapped
+
+        return reshape
+
+    def _table_done(self, load: RunLoad) -> None:
+        """Every row of the table in the run is out: remember types, move bookmark.
+
+        Only for a table the run still has due: once its export failed, none is
+        (its later tables read nothing, and a bookmark would skip their rows).
+        """
+        if self.name not in load.tables_due:
+            return
+        plan = self.oktopost.sync_plan
         self.stream_state[COLUMN_TYPES_KEY] = {
             name: column_type_of(column).value
             for name, column in self.effective_schema["properties"].items()
@@ -314,29 +403,32 @@ class ExportFileStream(OktopostStream):
         self._record_counter = super().get_record_counter(**kwargs)
         return self._record_counter
 
-    def _lean_writer(self) -> RecordLines | None:
-        """Give a batch writer when no per-record SDK feature is in use.
+    def _is_lean(self) -> bool:
+        """Whether records would pass through the SDK unchanged.
 
-        Such records would pass through the SDK unchanged: no stream map, flattening,
-        deselected column, `post_process`, record limit or BATCH messages.
+        That is: no stream map, flattening, deselected column, `post_process` or
+        record limit.
         """
         stream_map = self.stream_maps[0]
-        if (
+        return not (
             len(self.stream_maps) != 1
             or not isinstance(stream_map, SameRecordTransform)
             or stream_map.flattening_enabled
             or self.ABORT_AT_RECORD_COUNT is not None
             or type(self).post_process is not Stream.post_process
-            or self.get_batch_config(self.config) is not None
             or not all(
                 self.mask[("properties", name)]
                 for name in self.effective_schema["properties"]
             )
-        ):
+        )
+
+    def _lean_writer(self) -> RecordLines | None:
+        """Give a writer of RECORD lines when no per-record SDK feature is in use."""
+        if not self._is_lean() or self.get_batch_config(self.config) is not None:
             return None
         now = datetime.datetime.now(datetime.timezone.utc)
         return RecordLines(
-            stream_map.stream_alias, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            self.stream_maps[0].stream_alias, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         )
 
     def _read_member(

@@ -18,11 +18,13 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_oktopost.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
+from tap_oktopost.batches import remove_earlier_files
 from tap_oktopost.client import (
     EU_BASE_URL,
     US_BASE_URL,
@@ -79,12 +81,15 @@ class TapOktopost(Tap):
     message_writer_class = MsgSpecWriter
     dynamic_catalog = True  # discovery calls the API, so it validates settings too
     # Not ACTIVATE_VERSION: a CSV table holds many runs, and a version message from
-    # one would make targets delete the others. Not BATCH: bookmarks follow records.
+    # one would make targets delete the others. BATCH: the CSV streams write JSON-lines
+    # files (tap_oktopost.batches) and a table's bookmark moves after its last BATCH
+    # message; the metadata streams stay RECORDs.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
         TapCapabilities.DISCOVER,
         PluginCapabilities.ABOUT,
+        PluginCapabilities.BATCH,
         PluginCapabilities.STREAM_MAPS,
         PluginCapabilities.FLATTENING,
         PluginCapabilities.STRUCTURED_LOGGING,
@@ -351,6 +356,10 @@ class TapOktopost(Tap):
         return self._sync_plan
 
     def _prepare_sync_plan(self) -> SyncPlan:
+        if raw_batch_config := self.config.get("batch_config"):
+            removed = remove_earlier_files(BatchConfig.from_dict(raw_batch_config))
+            if removed:
+                self.logger.info("Deleted %d BATCH files of earlier syncs", removed)
         plan = SyncPlan(
             ledger=self.ledger,
             archives=self.archives,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import gzip
 import io
 import json
 import os
@@ -436,6 +437,116 @@ def test_postgres_adds_a_new_run_and_full_refresh_reloads(demo: Project) -> None
         since=second_sync,
     )
     assert refreshed == [["campaigns", "10"], ["post_stats", "2"], ["posts", "5"]]
+
+
+def batch_twin(project: Project, root: Path) -> Project:
+    """A pipeline like the project's, sending BATCH files, into a schema of its own."""
+    suffix = f"{project.suffix}b"
+    schema = f"{project.schema}_batch"
+    batch_config = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": root.as_uri()},
+        "batch_size": 15,
+    }
+    env = {
+        **project.env,
+        "TAP_OKTOPOST_BATCH_CONFIG": json.dumps(batch_config),
+        "TARGET_POSTGRES_USE_COPY": "true",
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+    }
+    return Project(env, project.stand_in, suffix, schema, project.folder)
+
+
+LOAD_COLUMNS = {
+    "sync_timestamp",
+    "_sdc_extracted_at",
+    "_sdc_received_at",
+    "_sdc_batched_at",
+    "_sdc_sync_started_at",
+    "_sdc_sequence",
+}
+"""When a row was extracted or loaded: different in every load, and target-postgres
+leaves the RECORD message's times null for a row from a BATCH file."""
+
+
+def loaded_differences(schema: str, expected_schema: str) -> list[tuple[Any, ...]]:
+    """Each value of the CSV tables that differs between two schemas: (table, row,
+    column, value, expected value); the load times aside."""
+    differences: list[tuple[Any, ...]] = []
+    for table in ("posts", "post_stats", "campaigns"):
+        rows = table_rows(schema, table)
+        expected = table_rows(expected_schema, table)
+        assert len(rows) == len(expected), table
+        for number, (row, expected_row) in enumerate(zip(rows, expected, strict=True)):
+            differences += [
+                (table, number, column, row.get(column), expected_row.get(column))
+                for column in sorted((set(row) | set(expected_row)) - LOAD_COLUMNS)
+                if row.get(column) != expected_row.get(column)
+            ]
+    return differences
+
+
+def file_rows(root: Path) -> int:
+    """The rows the BATCH files under a root hold, each file at most 15."""
+    counts = [
+        len(gzip.decompress(path.read_bytes()).splitlines()) for path in root.iterdir()
+    ]
+    assert all(0 < count <= 15 for count in counts), counts
+    return sum(counts)
+
+
+def test_postgres_loads_batch_files_as_it_loads_records(
+    demo: Project, tmp_path: Path
+) -> None:
+    root = tmp_path / "batches"
+    batched = batch_twin(demo, root)
+    try:
+        demo.run("target-postgres")
+        batched.run("target-postgres")
+
+        assert row_counts(batched.schema) == DEMO_COUNTS
+        for table in ("posts", "post_stats", "campaigns"):
+            assert column_types(batched.schema, table) == column_types(
+                demo.schema, table
+            )
+            assert primary_key(batched.schema, table) == primary_key(demo.schema, table)
+        assert loaded_differences(batched.schema, demo.schema) == []
+        assert batched.bookmarks("target-postgres") == demo.bookmarks("target-postgres")
+        # target-postgres leaves the files it loaded; the next sync deletes them.
+        assert file_rows(root) == 70  # 40 posts, 20 stats, 10 campaigns
+
+        batched.run("target-postgres")
+        assert row_counts(batched.schema) == DEMO_COUNTS
+        assert list(root.iterdir()) == []
+
+        new_posts = [["Post ID", "Clicks"], *[[f"{n:07d}", str(n)] for n in range(5)]]
+        new_stats = [["Post ID", "Impressions"], ["0000001", "7"], ["0000002", "8"]]
+        demo.stand_in.set_run(
+            POSTS_EXPORT,
+            make_zip(
+                {
+                    "2026-11-28-Posts.csv": csv_text(new_posts),
+                    "reports/Post Stats.csv": csv_text(new_stats),
+                }
+            ),
+            "2026-11-28 10:00:00",
+            archive_name="2026-11-28-Posts-Report.zip",
+        )
+        batched.run("target-postgres")
+        demo.run("target-postgres")
+
+        assert row_counts(batched.schema) == {
+            **DEMO_COUNTS,
+            "posts": 45,
+            "post_stats": 22,
+        }
+        assert loaded_differences(batched.schema, demo.schema) == []
+        assert batched.bookmarks("target-postgres")[POSTS_EXPORT] == (
+            "2026-11-28T10:00:00+00:00"
+        )
+        assert file_rows(root) == 7  # the new run's posts and stats
+    finally:
+        sql('drop schema if exists :"schema" cascade', schema=batched.schema)
 
 
 LEADS_EXPORT = "032000000000201"
