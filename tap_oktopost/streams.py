@@ -36,7 +36,7 @@ from tap_oktopost.csv_data import (
 from tap_oktopost.exports import without_secrets
 from tap_oktopost.ledger import EXPORTS_STREAM
 from tap_oktopost.output import RecordLines
-from tap_oktopost.type_policy import KEEP, settle_types
+from tap_oktopost.type_policy import KEEP, TEXT, settle_types
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -222,7 +222,22 @@ class ExportFileStream(OktopostStream):
         remembered = self.stream_state.get(COLUMN_TYPES_KEY, {})
         pinned = self.oktopost.pinned_types(self.name)
         policy = self.oktopost.column_typing
-        fixed = {**(remembered if policy == KEEP else {}), **pinned}
+        properties = self.effective_schema["properties"]
+        declared = {
+            name: column_type_of(column)
+            for name, column in properties.items()
+            if name not in METADATA_PROPERTIES
+        }
+        # Columns whose type the values cannot change are not scanned, and the
+        # others start from the catalog's type: a text column costs nothing.
+        fixed = {
+            **(dict.fromkeys(declared, ColumnType.STRING) if policy == TEXT else {}),
+            **{
+                n: ColumnType(t)
+                for n, t in (remembered if policy == KEEP else {}).items()
+            },
+            **{n: ColumnType(t) for n, t in pinned.items()},
+        }
         scanned: dict[str, ColumnType] = {}
         headers: dict[str, str] = {}
         for load in list(plan.loads.values()):
@@ -232,7 +247,8 @@ class ExportFileStream(OktopostStream):
                 try:
                     scan = scan_member(
                         functools.partial(archive.open_member, member),
-                        pinned={name: ColumnType(t) for name, t in fixed.items()},
+                        start_types=declared,
+                        pinned=fixed,
                     )
                 except (*READ_ERRORS, OktopostError) as error:
                     failure = member_error(archive, member, error, TYPE_SCAN)
@@ -244,13 +260,8 @@ class ExportFileStream(OktopostStream):
                 ):
                     scanned[name] = widen(scanned.get(name, ColumnType.NULL), found)
                     headers.setdefault(name, cell)
-        properties = self.effective_schema["properties"]
         settled = settle_types(
-            declared={
-                name: column_type_of(column)
-                for name, column in properties.items()
-                if name not in METADATA_PROPERTIES
-            },
+            declared=declared,
             scanned=scanned,
             remembered=remembered,
             pinned=pinned,
