@@ -160,6 +160,28 @@ CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
 }
 """Parse a non-empty cell; raise ValueError when it does not fit the type."""
 
+
+def _known_boolean(value: str) -> bool:
+    return _BOOLEANS[value.lower()]
+
+
+def _known_date_time(value: str) -> str:
+    if len(value) == 19 and value[10] == " ":  # Oktopost's `YYYY-MM-DD HH:MM:SS`
+        return f"{value[:10]}T{value[11:]}+00:00"
+    return _parse_date_time(value)
+
+
+PROVEN_CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
+    **CONVERTERS,
+    ColumnType.BOOLEAN: _known_boolean,
+    ColumnType.INTEGER: int,
+    ColumnType.NUMBER: Decimal,
+    ColumnType.DATE: _keep_string,
+    ColumnType.DATE_TIME: _known_date_time,
+}
+"""Parse a cell a scan found to fit the type: no check left to make (a date is sent
+as written)."""
+
 _NARROWEST_FIRST = (
     ColumnType.BOOLEAN,
     ColumnType.INTEGER,

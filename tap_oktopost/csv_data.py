@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tap_oktopost.column_types import (
     CONVERTERS,
+    PROVEN_CONVERTERS,
     TYPE_NAMES,
     ColumnType,
     classify,
@@ -42,7 +43,14 @@ from tap_oktopost.names import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from collections.abc import (
+        Callable,
+        Collection,
+        Iterable,
+        Iterator,
+        Mapping,
+        Sequence,
+    )
 
 __all__ = [
     "CONVERTERS",
@@ -418,7 +426,8 @@ class RecordBuilder:
     Converters are chosen once per column and text columns are not touched. A value
     that does not fit its column's type leaves the column null, goes to
     `_sdc_unfit_values` as written, and is reported through `on_unfit(column name,
-    row number, value)`.
+    row number, value)`. The columns named in `proven`, whose every value a scan
+    found to fit their type, are converted without checks.
     """
 
     def __init__(
@@ -427,13 +436,18 @@ class RecordBuilder:
         types: Sequence[ColumnType],
         metadata: Mapping[str, Any],
         on_unfit: Callable[[str, int, str], None] | None = None,
+        proven: Collection[str] = (),
     ) -> None:
         self.names = list(names)
         self.on_unfit = on_unfit
+        converters = [
+            (PROVEN_CONVERTERS if name in proven else CONVERTERS)[column_type]
+            for name, column_type in zip(self.names, types, strict=True)
+        ]
         self._typed = [
-            (position, CONVERTERS[column_type])
-            for position, column_type in enumerate(types)
-            if column_type not in {ColumnType.STRING, ColumnType.NULL}
+            (position, convert)
+            for position, convert in enumerate(converters)
+            if convert is not CONVERTERS[ColumnType.STRING]
         ]
         self._blank = dict.fromkeys(self.names)
         self._blank.update(metadata)

@@ -203,6 +203,8 @@ class ExportFileStream(OktopostStream):
         self._record_counter: metrics.Counter | None = None
         self._scans: dict[tuple[str, str], MemberScan] = {}
         """What each file's scan found, by export and member, for reading it."""
+        self._proven: dict[tuple[str, str], frozenset[str]] = {}
+        """Per file, the columns the scan found every value of to fit its type."""
 
     def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
         """BATCH files when `batch_config` is set: see `get_batches`."""
@@ -267,6 +269,12 @@ class ExportFileStream(OktopostStream):
             pinned=pinned,
             policy=policy,
         )
+        for key, scan in self._scans.items():
+            self._proven[key] = frozenset(
+                name
+                for name, found in zip(scan.names, scan.types, strict=True)
+                if name not in fixed and settled.get(name) is found
+            )
         new_properties = copy.deepcopy(METADATA_PROPERTIES)
         for name, column_type in settled.items():
             description = properties.get(name, {}).get("description", headers.get(name))
@@ -447,6 +455,7 @@ class ExportFileStream(OktopostStream):
     ) -> Iterator[dict[str, Any]]:
         """Read a file with the decoding and columns its scan found."""
         scan = self._scans.pop((archive.run.export_id, member))
+        proven = self._proven.pop((archive.run.export_id, member))
         properties = self.effective_schema["properties"]
         unfit = UnfitValues(self, member)
         builder = RecordBuilder(
@@ -459,6 +468,7 @@ class ExportFileStream(OktopostStream):
                 EXPORT_RUN_AT: archive.run.run_at,
             },
             on_unfit=unfit.note,
+            proven=proven,
         )
         delivered = 0
         failure = None

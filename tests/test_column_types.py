@@ -13,6 +13,7 @@ import pytest
 
 from tap_oktopost.column_types import (
     CONVERTERS,
+    PROVEN_CONVERTERS,
     ColumnType,
     classify,
     column_type_of,
@@ -299,3 +300,29 @@ def test_scan_counts_blank_rows_and_short_rows_as_empty_and_ignores_extras() -> 
         ColumnType.STRING,
     ]
     assert scan_types([[], []], 2) == [ColumnType.NULL, ColumnType.NULL]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-27 10:00:00",
+        "2026-11-27T10:00:00Z",
+        "2026-11-27 10:00",
+        "2026-11-27T10:00:00.123+0200",
+        "2026-11-27",
+        "12",
+        "-5",
+        INT64_MAX,
+        "1.50",
+        "-2e3",
+        "TRUE",
+        "false",
+    ],
+)
+def test_proven_converters_give_what_the_checked_ones_give(value: str) -> None:
+    for column_type, checked in CONVERTERS.items():
+        try:
+            expected = checked(value)
+        except ValueError:
+            continue
+        assert PROVEN_CONVERTERS[column_type](value) == expected
