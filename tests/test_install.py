@@ -28,6 +28,7 @@ import yaml
 
 from tap_oktopost.tap import TapOktopost
 from tests.oktopost_stand_in import OktopostStandIn, demo_exports
+from tests.test_targets import DEMO_COUNTS, POSTS_EXPORT
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -45,14 +46,6 @@ CONFIG_COMMANDS = [
     "meltano config set tap-oktopost account_id YOUR_ACCOUNT_ID",
     "meltano config set tap-oktopost api_key YOUR_API_KEY",
 ]
-DEMO_COUNTS = {
-    "posts": 40,
-    "post_stats": 20,
-    "campaigns": 10,
-    "export_list_metadata": 4,
-    "active_export_metadata": 3,
-}
-POSTS_EXPORT = "032000000000101"
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 

@@ -624,13 +624,10 @@ def test_postgres_keeps_a_column_type_from_run_to_run(project: Project) -> None:
     ) == [["0001", "3", "n/a", "null"], ["0002", "", "7", "null"]]
 
 
-def test_postgres_widens_a_column_for_good_with_a_pin_and_one_alter(
-    project: Project,
-) -> None:
-    """The README's cure for a column whose values changed kind: the run that brought
-    the odd value loads it into `_sdc_unfit_values`; after a pin and one ALTER (and
-    an UPDATE that takes the kept text back) every value is in the column."""
-    header = ["Lead ID", "Value"]
+def load_an_odd_value_later(
+    project: Project, target: str, header: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """Load leads whose second column is 3, then a run where it holds `n/a` and 4."""
     project.stand_in.add_export(
         StandInExport(
             id=LEADS_EXPORT,
@@ -638,13 +635,23 @@ def test_postgres_widens_a_column_for_good_with_a_pin_and_one_alter(
             archive=leads_run([header, ["0001", "3"]]),
         )
     )
-    project.run("target-postgres")
+    project.run(target)
     project.stand_in.set_run(
         LEADS_EXPORT,
         leads_run([header, ["0002", "n/a"], ["0003", "4"]]),
         "2026-11-02 10:00:00",
     )
-    second = project.run("target-postgres")
+    return project.run(target)
+
+
+def test_postgres_widens_a_column_for_good_with_a_pin_and_one_alter(
+    project: Project,
+) -> None:
+    """The README's cure for a column whose values changed kind: the run that brought
+    the odd value loads it into `_sdc_unfit_values`; after a pin and one ALTER (and
+    an UPDATE that takes the kept text back) every value is in the column."""
+    header = ["Lead ID", "Value"]
+    second = load_an_odd_value_later(project, "target-postgres", header)
     assert 'set column_types {"leads": {"value": "string"}}' in second.stderr
     query = (
         'select lead_id, value::text, _sdc_unfit_values::text from :"schema".leads '
@@ -1101,20 +1108,7 @@ def test_jsonl_gets_the_demo_once_then_again_on_full_refresh(demo: Project) -> N
 
 def test_jsonl_gets_unfit_values_as_an_object(project: Project) -> None:
     header = ["Lead ID", "Clicks"]
-    project.stand_in.add_export(
-        StandInExport(
-            id=LEADS_EXPORT,
-            last_run_date="2026-11-01 10:00:00",
-            archive=leads_run([header, ["0001", "3"]]),
-        )
-    )
-    project.run("target-jsonl")
-    project.stand_in.set_run(
-        LEADS_EXPORT,
-        leads_run([header, ["0002", "n/a"], ["0003", "4"]]),
-        "2026-11-02 10:00:00",
-    )
-    project.run("target-jsonl")
+    load_an_odd_value_later(project, "target-jsonl", header)
 
     lines = (project.folder / "jsonl" / "leads.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
