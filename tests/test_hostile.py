@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import requests
 
-from tap_oktopost.archive import ExportArchive, InflationLimitError
+from tap_oktopost.archive import DamagedMemberError, ExportArchive, InflationLimitError
 from tap_oktopost.client import (
     MAX_API_ANSWER_BYTES,
     OktopostClient,
@@ -347,12 +347,16 @@ def test_a_member_lying_about_its_compression_is_refused_as_it_inflates(
     assert info.compress_size == info.file_size  # the claim: no compression at all
     archive.check_limits(20 * 1024**3)  # which the claimed sizes pass
 
-    with pytest.raises(InflationLimitError) as raised:
+    # Python 3.13's zipfile refuses this member itself (its claimed size overlaps
+    # the central directory); earlier ones leave it to the tap's own count.
+    with pytest.raises((InflationLimitError, DamagedMemberError)) as raised:
         read_all(archive, "Posts.csv")
 
     message = str(raised.value)
     assert message.startswith(f"Export {EXPORT} (Posts), file Posts.csv: ")
-    assert "past 1000 times: refusing a likely zip bomb" in message
+    assert "zip bomb" in message
+    if sys.version_info < (3, 13):
+        assert "past 1000 times: refusing a likely zip bomb" in message
 
 
 def test_inflation_is_counted_per_archive_on_the_bytes_inflated(
