@@ -204,12 +204,22 @@ def meltano(
     return done
 
 
+NOT_SNOWFLAKE_PLUGINS = (
+    "tap-oktopost",
+    "target-duckdb",
+    "target-postgres",
+    "target-jsonl",
+)
+
+
 @pytest.fixture(scope="session")
 def meltano_base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Start PostgreSQL and install the project's plugins, once per session."""
     subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "start"], check=True)
     env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
-    meltano(env, "install")
+    # target-snowflake's emulator (fakesnow) needs Python 3.11: not below it.
+    plugins = [] if sys.version_info >= (3, 11) else [*NOT_SNOWFLAKE_PLUGINS]
+    meltano(env, "install", *plugins)
     return env
 
 
