@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
 SAMPLE_ROWS = 2000
-"""Rows per CSV file read at discovery to infer types; later rows widen them."""
+"""Rows per CSV file read at discovery for the catalog's types; a sync reads all."""
 SAMPLE_BUFFER_BYTES = 16 * 1024
 """Small reads, so that discovery fetches little more of a remote file than it uses."""
 
