@@ -308,7 +308,7 @@ class ExportFileStream(OktopostStream):
         batches (see `tap_oktopost.output`); the others are yielded to the SDK.
         """
         plan = self.oktopost.sync_plan
-        load = plan.loads.get(context[EXPORT_ID]) if context else None
+        load = self._due_load(context)
         if load is None or load.archive is None:
             return
         lines = self._lean_writer()
@@ -324,6 +324,12 @@ class ExportFileStream(OktopostStream):
             return
         self._table_done(load)
 
+    def _due_load(self, context: Context | None) -> RunLoad | None:
+        """Give the run the parent stream handed over, if this sync loads it."""
+        return (
+            self.oktopost.sync_plan.loads.get(context[EXPORT_ID]) if context else None
+        )
+
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
@@ -334,7 +340,7 @@ class ExportFileStream(OktopostStream):
         `yield` returns, every file of the run is out and the bookmark may move.
         """
         plan = self.oktopost.sync_plan
-        load = plan.loads.get(context[EXPORT_ID]) if context else None
+        load = self._due_load(context)
         if load is None or load.archive is None:
             return
         files = BatchFiles(batch_config, self.name)

@@ -529,19 +529,7 @@ def test_postgres_loads_batch_files_as_it_loads_records(
         assert row_counts(batched.schema) == DEMO_COUNTS
         assert list(root.iterdir()) == []
 
-        new_posts = [["Post ID", "Clicks"], *[[f"{n:07d}", str(n)] for n in range(5)]]
-        new_stats = [["Post ID", "Impressions"], ["0000001", "7"], ["0000002", "8"]]
-        demo.stand_in.set_run(
-            POSTS_EXPORT,
-            make_zip(
-                {
-                    "2026-11-28-Posts.csv": csv_text(new_posts),
-                    "reports/Post Stats.csv": csv_text(new_stats),
-                }
-            ),
-            "2026-11-28 10:00:00",
-            archive_name="2026-11-28-Posts-Report.zip",
-        )
+        run_posts_again(demo.stand_in)
         batched.run("target-postgres")
         demo.run("target-postgres")
 
