@@ -16,11 +16,14 @@ every table received.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from tap_oktopost.client import OktopostError, printable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 EXPORTS_STREAM = "active_export_metadata"
 """The stream whose state partitions hold the bookmarks."""
@@ -54,6 +57,76 @@ class ExportBookmark:
         if self.run != run_at:
             return True
         return bool(self.tables_due(run_at, self.tables, selected))
+
+
+class StateLayoutError(OktopostError):
+    """A state the SDK cannot read: refused before it fails deep inside the SDK."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"State: {problem}; fix it, or clear it (`meltano state clear <state id>`)"
+            " to load every export's current run again"
+        )
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "a boolean" if isinstance(value, bool) else "a number"
+
+
+def _layout_errors(state: object) -> Iterator[tuple[str, object, str]]:
+    """Yield (place, value, expected) wherever the Singer state layout breaks."""
+    if not isinstance(state, dict):
+        yield "the state", state, "an object"
+        return
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, dict):
+        yield "bookmarks", bookmarks, "an object"
+        return
+    for stream, stream_state in bookmarks.items():
+        place = f"bookmarks.{printable(str(stream))}"
+        if not isinstance(stream_state, dict):
+            yield place, stream_state, "an object"
+            continue
+        partitions = stream_state.get("partitions", [])
+        if not isinstance(partitions, list):
+            yield f"{place}.partitions", partitions, "a list"
+            continue
+        for number, partition in enumerate([stream_state, *partitions]):
+            where = place if number == 0 else f"{place}.partitions[{number - 1}]"
+            if not isinstance(partition, dict):
+                yield where, partition, "an object"
+                continue
+            for key in ("progress_markers", "context"):
+                if not isinstance(partition.get(key, {}), dict):
+                    yield f"{where}.{key}", partition[key], "an object"
+
+
+def checked_state(state: object) -> dict[str, Any]:
+    """Give back a state in the Singer layout the SDK reads, or refuse it.
+
+    The SDK assumes the layout and fails deep inside with an AttributeError;
+    this names the first place that breaks it.
+    """
+    for place, value, expected in _layout_errors(state):
+        raise StateLayoutError(f"{place} is {_json_kind(value)}, not {expected}")
+    return state  # type: ignore[return-value]  # _layout_errors saw a dict
+
+
+def read_state_file(file: IO[str]) -> dict[str, Any]:
+    """Read a `--state` file, refusing one that is not JSON or not a Singer state."""
+    try:
+        state = json.loads(file.read())
+    except ValueError as error:
+        raise StateLayoutError(f"the --state file is not JSON ({error})") from None
+    return checked_state(state)
 
 
 def read_bookmarks(state: Mapping[str, Any] | None) -> dict[str, ExportBookmark]:

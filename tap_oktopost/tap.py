@@ -6,6 +6,7 @@ import contextlib
 import copy
 import datetime
 import difflib
+import io
 import itertools
 import json
 import signal
@@ -51,7 +52,13 @@ from tap_oktopost.download import (
     ExportArchive,
 )
 from tap_oktopost.exports import ExportRun
-from tap_oktopost.ledger import EXPORTS_STREAM, RunLedger, read_bookmarks
+from tap_oktopost.ledger import (
+    EXPORTS_STREAM,
+    RunLedger,
+    checked_state,
+    read_bookmarks,
+    read_state_file,
+)
 from tap_oktopost.runs import SyncPlan
 from tap_oktopost.streams import (
     ActiveExportStream,
@@ -223,10 +230,25 @@ class TapOktopost(Tap):
 
     def __init__(self, *, state: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Keep the input state: discovery runs before the SDK loads it."""
+        if isinstance(state, dict):
+            state = checked_state(state)
         self.initial_state = state if isinstance(state, dict) else {}
         self._sync_plan: SyncPlan | None = None
         super().__init__(state=state, **kwargs)
         self._warn_of_unknown_settings()
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """Make `--help` say what `--test` does in this tap (see `cb_test`)."""
+        command = super().get_singer_command()
+        for option in command.params:
+            if isinstance(option, click.Option) and option.name == "test":
+                option.help = (
+                    "Use --test to check the settings and credentials with one API "
+                    "call (GET /me). Use --test=schema to print every stream's "
+                    "schema without syncing records."
+                )
+        return command
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
@@ -340,6 +362,10 @@ class TapOktopost(Tap):
     def invoke(cls, **kwargs: Any) -> None:
         """Run the command line; a failure the tap explains ends in one ERROR line."""
         try:
+            if kwargs.get("state") is not None:
+                kwargs["state"] = io.StringIO(
+                    json.dumps(read_state_file(kwargs["state"]))
+                )
             super().invoke(**kwargs)
         except ConfigValidationError as error:
             cls.logger.error("Config validation error: %s", "; ".join(error.errors))

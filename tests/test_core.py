@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from click.testing import CliRunner
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
 from tap_oktopost.tap import TapOktopost
@@ -19,3 +20,13 @@ TestTapOktopost = get_tap_test_class(
     config=config_for(STAND_IN),
     suite_config=SuiteConfig(max_records_limit=None),
 )
+
+
+def test_help_says_what_test_does_here() -> None:
+    result = CliRunner().invoke(TapOktopost.get_singer_command(), ["--help"])
+    assert result.exit_code == 0
+    help_text = " ".join(result.output.split())
+    assert "--test to check the settings and credentials with one API call" in (
+        help_text
+    )
+    assert "single record" not in help_text

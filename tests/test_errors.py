@@ -161,6 +161,22 @@ def misspelt_setting(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     return run
 
 
+@case("State: <place> is ..., not ...; fix it, or clear it ...")
+def state_of_another_layout(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stream_state = {"partitions": {"context": {"Id": POSTS}}}
+    state = {"bookmarks": {"active_export_metadata": stream_state}}
+    run = tap(stand_in, tmp_path, state=state)
+    assert "active_export_metadata.partitions is an object, not a list" in run.stderr
+    return run
+
+
+@case("State: the --state file is not JSON ...")
+def state_file_cut_short(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    state_file = tmp_path / "cut-short-state.json"
+    state_file.write_text('{"bookmarks": {"active_export_metadata": ')
+    return tap(stand_in, tmp_path, extra_args=["--state", str(state_file)])
+
+
 @case(
     "... HTTP 401, check the account_id and api_key settings, and that base_url is "
     "your account's region (US or EU)..."
