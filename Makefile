@@ -24,9 +24,10 @@ lint: venv
 	$(BIN)/mypy $(NO_SNOWFLAKE) tap_oktopost tests scripts benchmarks
 
 # The tests' PostgreSQL server runs on a free port, from this clone's .postgres/,
-# only while pytest does.
+# only while pytest does. The tests run in parallel, one worker a core (up to 4):
+# most of their time is Meltano and its plugins starting.
 test: lint
-	bash scripts/postgres.sh run $(BIN)/pytest
+	bash scripts/postgres.sh run $(BIN)/pytest -n auto --maxprocesses 4
 
 # Unit and in-process tests only: seconds, for the edit-test loop.
 test-fast: venv

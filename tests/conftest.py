@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import fcntl
 import io
 import json
 import logging
@@ -12,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,34 @@ from tests.oktopost_stand_in import (
 )
 
 TAP = [sys.executable, "-m", "tap_oktopost"]
+ROOT = Path(__file__).resolve().parent.parent
+MELTANO_SYS_DIR = (
+    ROOT / ".meltano" / "pytest" / worker
+    if (worker := os.environ.get("PYTEST_XDIST_WORKER"))
+    else ROOT / ".meltano"
+)
+"""The project's `.meltano` for this pytest worker (MELTANO_SYS_DIR_ROOT).
+
+Meltano keeps one catalog file per plugin there: two workers' runs of the tap
+would read each other's catalogs.
+"""
 # fakesnow, the Snowflake emulator, needs Python 3.11.
 collect_ignore = ["test_snowflake.py"] if sys.version_info < (3, 11) else []
+
+
+@contextlib.contextmanager
+def building_from_checkout() -> Iterator[None]:
+    """Hold this checkout's build lock while a command builds the package from it.
+
+    setuptools writes build/ and *.egg-info into the source tree: two pytest
+    workers installing the tap from this checkout at once would mix their files.
+    """
+    with (ROOT / "build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def config_for(stand_in: OktopostStandIn, **settings: Any) -> dict[str, Any]:

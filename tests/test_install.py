@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tap_oktopost.tap import TapOktopost
+from tests.conftest import building_from_checkout
 from tests.oktopost_stand_in import OktopostStandIn, demo_exports
 from tests.test_targets import DEMO_COUNTS, POSTS_EXPORT
 
@@ -113,15 +114,16 @@ def outside(tmp_path_factory: pytest.TempPathFactory) -> OutsideProject:
     init, copy_definition, add = (readme_command(line) for line in INSTALL_COMMANDS)
     subprocess.run(["bash", "-c", init], cwd=home, env=env, check=True, timeout=300)
     project = OutsideProject(home / "oktopost-elt", env)
-    for command in (copy_definition, add):
-        subprocess.run(
-            ["bash", "-c", command],
-            cwd=project.folder,
-            env=env,
-            check=True,
-            timeout=600,
-            capture_output=True,
-        )
+    with building_from_checkout():
+        for command in (copy_definition, add):
+            subprocess.run(
+                ["bash", "-c", command],
+                cwd=project.folder,
+                env=env,
+                check=True,
+                timeout=600,
+                capture_output=True,
+            )
     # Meltano Hub is out of reach here: the loader comes from this repo's definition.
     loaders = yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["loaders"]
     (jsonl,) = [loader for loader in loaders if loader["name"] == "target-jsonl"]
@@ -303,12 +305,13 @@ def test_a_fraction_of_a_second_in_meltano_yml_reaches_the_tap(
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sdist and wheel, built as `uv build` (PEP 517, isolated) builds them."""
     folder = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [str(BIN / "uv"), "build", "--quiet", "--out-dir", str(folder), str(ROOT)],
-        capture_output=True,
-        check=True,
-        timeout=600,
-    )
+    with building_from_checkout():
+        subprocess.run(
+            [str(BIN / "uv"), "build", "--quiet", "--out-dir", str(folder), str(ROOT)],
+            capture_output=True,
+            check=True,
+            timeout=600,
+        )
     return folder
 
 

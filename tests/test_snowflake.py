@@ -30,6 +30,7 @@ import snowflake.connector as snowflake_connector
 from fakesnow.transforms.stage import LOCAL_BUCKET_PATH
 from snowflake.connector.cursor import SnowflakeCursor
 
+from tests.conftest import building_from_checkout
 from tests.oktopost_stand_in import (
     OktopostStandIn,
     StandInExport,
@@ -185,7 +186,8 @@ def snowflake_base_env(
     """
     env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    meltano(env, "install", "tap-oktopost", TARGET)
+    with building_from_checkout():
+        meltano(env, "install", "tap-oktopost", TARGET)
     yield env
     # fakesnow makes this folder on import, for its own stages, which stay unused
     shutil.rmtree(LOCAL_BUCKET_PATH, ignore_errors=True)

@@ -37,7 +37,13 @@ from tap_oktopost.csv_data import (
 )
 from tap_oktopost.ledger import read_bookmarks
 from tap_oktopost.tap import SAMPLE_ROWS
-from tests.conftest import config_for, csv_text, run_tap
+from tests.conftest import (
+    MELTANO_SYS_DIR,
+    building_from_checkout,
+    config_for,
+    csv_text,
+    run_tap,
+)
 from tests.oktopost_stand_in import (
     OktopostStandIn,
     StandInExport,
@@ -49,7 +55,7 @@ pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = Path(sys.executable).parent / "meltano"
-LOADERS = ROOT / ".meltano" / "loaders"
+LOADERS = MELTANO_SYS_DIR / "loaders"
 POSTGRES = {
     "host": "127.0.0.1",
     "port": os.environ.get("TEST_PG_PORT", "55432"),
@@ -178,6 +184,7 @@ def meltano_env(database: Path) -> dict[str, str]:
         {
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_DATABASE_URI": f"sqlite:///{database}",
+            "MELTANO_SYS_DIR_ROOT": str(MELTANO_SYS_DIR),
             "TARGET_POSTGRES_PORT": POSTGRES["port"],
         }
     )
@@ -219,7 +226,8 @@ def meltano_base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
     env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
     # target-snowflake's emulator (fakesnow) needs Python 3.11: not below it.
     plugins = [] if sys.version_info >= (3, 11) else [*NOT_SNOWFLAKE_PLUGINS]
-    meltano(env, "install", *plugins)
+    with building_from_checkout():
+        meltano(env, "install", *plugins)
     return env
 
 
