@@ -5,16 +5,23 @@ Every run here is scanned for secrets at DEBUG log level, on success and on fail
 
 from __future__ import annotations
 
+import fcntl
+import gzip
 import json
 import os
 import signal
 import subprocess
 import zipfile
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pytest
 
+from tap_oktopost.ledger import read_bookmarks
 from tests.conftest import (
     TAP,
     TapRun,
@@ -395,3 +402,221 @@ def test_killed_syncs_resume_from_their_last_state_losing_nothing(
     delivered += run_tap(config, tmp_path, state=state).messages
 
     assert keyed_rows(delivered) == expected
+
+
+# -- BATCH files: a sync killed mid-way resumes losing nothing ------------------------
+
+BATCH_EXPORTS = {  # export -> CSV member -> rows: 400 files of 20 rows
+    "032000000000301": {"Alpha.csv": 3000, "Beta.csv": 2000},
+    "032000000000302": {"Gamma.csv": 3000},
+}
+BATCH_ROWS = 8000
+PIPE_BYTES = 4096
+"""The tap's stdout pipe: small, so the tap cannot run far ahead of its reader."""
+READ_AHEAD = 3
+"""BATCH messages read, after the last one the target gets, before SIGKILL: their
+files are sure to exist, announced to no target."""
+
+
+def numbered_rows(count: int) -> str:
+    return csv_text(
+        [
+            ["Id", "Name", "Score"],
+            *[[str(n), f"name {n}", str(3 * n)] for n in range(count)],
+        ]
+    )
+
+
+def batch_urls(messages: list[dict[str, Any]]) -> list[str]:
+    return [
+        url
+        for message in messages
+        if message["type"] == "BATCH"
+        for url in message["manifest"]
+    ]
+
+
+def url_path(url: str) -> Path:
+    return Path(url2pathname(urlparse(url).path))
+
+
+def file_records(path: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()
+    ]
+
+
+def loaded_rows(messages: list[dict[str, Any]]) -> dict[tuple[Any, ...], Any]:
+    """The CSV rows of the BATCH files announced, upserted on their key as a target
+    loads them: (stream, *key) -> row, the sync's time aside."""
+    keys = {
+        message["stream"]: message["key_properties"]
+        for message in messages
+        if message["type"] == "SCHEMA"
+    }
+    rows = {}
+    for message in messages:
+        if message["type"] != "BATCH":
+            continue
+        stream = message["stream"]
+        for url in message["manifest"]:
+            for record in file_records(url_path(url)):
+                key = (stream, *(record[name] for name in keys[stream]))
+                rows[key] = {k: v for k, v in record.items() if k != "sync_timestamp"}
+    return rows
+
+
+def tables_bookmarked(state: dict[str, Any] | None) -> set[tuple[str, str]]:
+    """(table, export) pairs whose run a state counts as received."""
+    return {
+        (stream, export_id)
+        for export_id, tables in BATCH_EXPORTS.items()
+        for stream in (Path(member).stem.lower() for member in tables)
+        if (bookmark := read_bookmarks(state).get(export_id))
+        and (bookmark.run is not None or bookmark.tables.get(stream) is not None)
+    }
+
+
+def assert_bookmarks_follow_their_files(messages: list[dict[str, Any]]) -> None:
+    """Each STATE counts a table's run received only once every row of it was in
+    files announced before that STATE."""
+    announced: Counter[tuple[str, str]] = Counter()
+    for message in messages:
+        if message["type"] == "BATCH":
+            for url in message["manifest"]:
+                for record in file_records(url_path(url)):
+                    announced[message["stream"], record["export_id"]] += 1
+        elif message["type"] == "STATE":
+            for stream, export_id in tables_bookmarked(message["value"]):
+                member = f"{stream.title()}.csv"
+                assert announced[stream, export_id] == BATCH_EXPORTS[export_id][member]
+
+
+@dataclass
+class StoppedSync:
+    """What a target read from a tap stopped by a signal, and the tap's exit."""
+
+    delivered: list[dict[str, Any]]
+    unannounced: list[str]
+    """Files of BATCH messages the tap wrote that the target never read."""
+    returncode: int
+
+    @property
+    def final_state(self) -> dict[str, Any] | None:
+        states = [m["value"] for m in self.delivered if m["type"] == "STATE"]
+        return states[-1] if states else None
+
+
+def sync_stopped_by_signal(
+    config: dict[str, Any], tmp_path: Path, signum: int, after_batches: int
+) -> StoppedSync:
+    """Start a sync, signal it once its reader has `after_batches` BATCH messages.
+
+    After SIGKILL the target has the messages up to there, as if the tap died right
+    after writing them; the tap is killed a few BATCH messages later, so files it
+    wrote were announced to no one. After SIGTERM the target reads on to the end, as
+    the one in a pipeline would, the tap's last STATE included.
+    """
+    config_file = tmp_path / "kill-config.json"
+    config_file.write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_OKTOPOST_")}
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    process = subprocess.Popen(
+        [*TAP, "--config", str(config_file)],
+        stdout=write_end,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    os.close(write_end)
+    delivered: list[dict[str, Any]] = []
+    read_ahead: list[dict[str, Any]] = []
+    batches = 0
+    with open(read_end, encoding="utf-8") as reader:
+        for line in reader:
+            message = json.loads(line)
+            if batches < after_batches or signum == signal.SIGTERM:
+                delivered.append(message)
+            else:
+                read_ahead.append(message)
+            if message["type"] != "BATCH":
+                continue
+            batches += 1
+            if batches == after_batches and signum == signal.SIGTERM:
+                process.send_signal(signum)
+            elif batches == after_batches + READ_AHEAD and signum == signal.SIGKILL:
+                process.send_signal(signum)
+                break
+    returncode = process.wait(timeout=60)
+    return StoppedSync(delivered, batch_urls(read_ahead), returncode)
+
+
+@pytest.mark.parametrize(
+    ("signal_name", "after_batches"),
+    [
+        ("SIGKILL", 10),  # amid the first table
+        ("SIGKILL", 160),  # the first table done, amid the second
+        ("SIGKILL", 270),  # the first export done, amid the second
+        ("SIGTERM", 10),
+        ("SIGTERM", 160),
+    ],
+)
+def test_a_sync_sending_batch_files_stopped_mid_way_resumes_losing_nothing(
+    stand_in: OktopostStandIn, tmp_path: Path, signal_name: str, after_batches: int
+) -> None:
+    """A target loads what it was told of before the tap stopped, then what the sync
+    resumed from the last STATE it read sends. Files the stopped sync wrote, told of
+    or not, stay until the resumed sync starts and deletes them: by then the target
+    of the stopped sync has ended (Meltano runs a pipeline's syncs one after the
+    other). Files of the running sync are never deleted by it."""
+    signum = signal.Signals[signal_name]
+    for export_id, members in BATCH_EXPORTS.items():
+        stand_in.add_export(
+            export_with(
+                export_id,
+                {member: numbered_rows(count) for member, count in members.items()},
+            )
+        )
+    root = tmp_path / "batches"
+    config = config_for(
+        stand_in,
+        batch_config={
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": root.as_uri()},
+            "batch_size": 20,
+        },
+    )
+    expected = loaded_rows(run_tap(config, tmp_path).messages)
+    assert len(expected) == BATCH_ROWS
+
+    stopped = sync_stopped_by_signal(config, tmp_path, signum, after_batches)
+
+    # Stopped mid-sync: SIGKILL kills; SIGTERM ends the sync with exit 128 + 15.
+    assert stopped.returncode == (-9 if signum == signal.SIGKILL else 143)
+    assert_bookmarks_follow_their_files(stopped.delivered)
+    announced = [url_path(url) for url in batch_urls(stopped.delivered)]
+    unannounced = [url_path(url) for url in stopped.unannounced]
+    on_disk = set(root.iterdir())
+    assert set(announced) <= on_disk
+    if signum == signal.SIGKILL:
+        assert unannounced
+        assert set(unannounced) <= on_disk - set(announced)
+    # The target loads the files announced to it before the next sync starts.
+    first_load = loaded_rows(stopped.delivered)
+    assert 0 < len(first_load) < BATCH_ROWS
+    # A target with a file open as the next sync deletes it still reads all of it.
+    with announced[-1].open("rb") as held:
+        resumed = run_tap(config, tmp_path, state=stopped.final_state)
+        assert len(gzip.decompress(held.read()).splitlines()) == 20
+
+    resumed_load = loaded_rows(resumed.messages)
+    assert first_load | resumed_load == expected
+    # Rows go out again only for the tables whose bookmark had not moved: a key
+    # starts with the table and the export.
+    resent_tables = {key[:2] for key in resumed_load}
+    assert not resent_tables & tables_bookmarked(stopped.final_state)
+    # The resumed sync deleted every file of the stopped one, announced or not,
+    # and keeps its own until the next sync.
+    assert sorted(root.iterdir()) == sorted(
+        url_path(url) for url in batch_urls(resumed.messages)
+    )

@@ -268,9 +268,36 @@ def typed(text: str, sql_type: str) -> object:
 # -- The demo, run after run -----------------------------------------------------------
 
 
-def test_snowflake_holds_each_csv_row_once_run_after_run(demo: Project) -> None:
-    demo.run(TARGET)
+def batch_config(root: Path) -> dict[str, Any]:
+    """The tap's batch_config: gzipped JSON lines, 15 rows a file (several a table)."""
+    return {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": root.as_uri()},
+        "batch_size": 15,
+    }
 
+
+@pytest.mark.parametrize("sent_as", ["records", "batch"])
+def test_snowflake_holds_each_csv_row_once_run_after_run(
+    demo: Project, tmp_path: Path, sent_as: str
+) -> None:
+    """With the tap's batch_config on, target-snowflake PUTs the tap's files to its
+    stage and MERGEs them: the same tables, types and values as from RECORDs, and
+    each file deleted once loaded (clean_up_batch_files). The loader adds its own
+    _SDC_* times to RECORDs only: from files they stay null."""
+    batch_root = tmp_path / "batches"
+    batched = sent_as == "batch"
+    if batched:
+        demo.env["TAP_OKTOPOST_BATCH_CONFIG"] = json.dumps(batch_config(batch_root))
+
+    def run(*options: str) -> None:
+        demo.run(TARGET, *options)
+        assert staged_files(demo) == []  # every file REMOVEd from the stage
+        # The tap made the root for its files; the loader deleted each one.
+        assert batch_root.is_dir() is batched
+        assert not batched or list(batch_root.iterdir()) == []
+
+    run()
     with snowflake(demo) as db:
         assert db.row_counts() == SNOWFLAKE_COUNTS
         for table, (export_id, run_at, member, columns) in DEMO_TABLES.items():
@@ -316,8 +343,12 @@ def test_snowflake_holds_each_csv_row_once_run_after_run(demo: Project) -> None:
         assert not any(
             "Pa55word" in text or "Password" in text for text in destinations
         )
-        [(first_batch,)] = db.query("select max(_SDC_BATCHED_AT) from POSTS")
-    assert staged_files(demo) == []  # every batch file REMOVEd from the stage
+        assert db.query("select count(_SDC_BATCHED_AT) from POSTS") == [
+            (0 if batched else 40,)
+        ]
+        first_load = db.query(
+            "select max(SYNC_TIMESTAMP), max(_SDC_BATCHED_AT) from POSTS"
+        )
     assert demo.bookmarks(TARGET) == {
         POSTS_EXPORT: "2026-11-27T10:00:00+00:00",
         CAMPAIGNS_EXPORT: "2026-11-23T10:00:00+00:00",
@@ -325,14 +356,17 @@ def test_snowflake_holds_each_csv_row_once_run_after_run(demo: Project) -> None:
     }
 
     # No new export run: Meltano's state sends no CSV row again.
-    demo.run(TARGET)
+    run()
     with snowflake(demo) as db:
         assert db.row_counts() == SNOWFLAKE_COUNTS
-        assert db.query("select max(_SDC_BATCHED_AT) from POSTS") == [(first_batch,)]
+        assert (
+            db.query("select max(SYNC_TIMESTAMP), max(_SDC_BATCHED_AT) from POSTS")
+            == first_load
+        )
 
     # A new run of the posts export: exactly its rows are added.
     run_posts_again(demo.stand_in)
-    demo.run(TARGET)
+    run()
     after_new_run = SNOWFLAKE_COUNTS | {"POSTS": 45, "POST_STATS": 22}
     with snowflake(demo) as db:
         assert db.row_counts() == after_new_run
@@ -347,7 +381,7 @@ def test_snowflake_holds_each_csv_row_once_run_after_run(demo: Project) -> None:
     assert demo.bookmarks(TARGET)[POSTS_EXPORT] == "2026-11-28T10:00:00+00:00"
 
     # A full refresh delivers each export's current run again: the key upserts it.
-    demo.run(TARGET, "--full-refresh")
+    run("--full-refresh")
     with snowflake(demo) as db:
         assert db.row_counts() == after_new_run
         refreshed = {
