@@ -47,6 +47,7 @@ from tap_oktopost.csv_data import (
 )
 from tap_oktopost.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
+    DEFAULT_MAX_DISK_BYTES,
     ArchiveStore,
     ExportArchive,
 )
@@ -219,6 +220,17 @@ class TapOktopost(Tap):
                 "a download stops there"
             ),
         ),
+        th.Property(
+            "max_disk_bytes",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_DISK_BYTES,
+            title="Max Disk Bytes",
+            description=(
+                "Most disk the archives held at once may take: a sync holds each "
+                "archive with rows due until its export is loaded. An export whose "
+                "archive would pass it fails (its bookmark stays); the others load"
+            ),
+        ),
     ).to_dict()
 
     def __init__(self, *, state: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -314,6 +326,7 @@ class TapOktopost(Tap):
             max_archive_bytes=self.config.get(
                 "max_archive_bytes", DEFAULT_MAX_ARCHIVE_BYTES
             ),
+            max_disk_bytes=self.config.get("max_disk_bytes", DEFAULT_MAX_DISK_BYTES),
             **self._retry_settings,
         )
 

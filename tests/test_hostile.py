@@ -40,7 +40,10 @@ from tap_oktopost.client import (
     RetriableOktopostError,
     storage_session,
 )
+from tap_oktopost.download import ArchiveStore
 from tap_oktopost.exports import ExportRun
+from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.names import EXPORT_ID
 from tests.conftest import TAP, csv_text, sync_in_process
 from tests.hostile_server import (
     SIGNATURE,
@@ -53,8 +56,12 @@ from tests.hostile_server import (
     pages,
     redirect,
     trickle,
+    trickle_head,
 )
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
+from tests.test_targets import meltano, meltano_base_env
+
+__all__ = ["meltano_base_env"]  # the session's Meltano project, shared
 
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
@@ -303,6 +310,96 @@ def test_a_download_stops_at_max_archive_bytes_and_is_not_retried(
     assert_no_secret(hostile, run.output)
 
 
+def incompressible_posts(seed: int, size: int) -> bytes:
+    """An archive of about `size` bytes: a Posts file of random text."""
+    rng = random.Random(seed)  # noqa: S311
+    rows = [["Post ID", "Text"]]
+    rows += [[str(n), rng.randbytes(600).hex()] for n in range(size // 600)]
+    return make_zip({"Posts.csv": csv_text(rows)})
+
+
+def test_the_archives_held_at_once_stay_under_max_disk_bytes(tmp_path: Path) -> None:
+    """Three exports due, room for two: the third fails, naming itself and the
+    setting; the two others load and move their bookmarks; the disk never holds
+    more than the bound."""
+    exports = [f"0320000000001{n:02}" for n in range(3)]
+    archives = [incompressible_posts(n, 1 * MiB) for n in range(3)]
+    bound = len(archives[0]) + len(archives[1]) + MiB // 2
+    assert bound < sum(len(archive) for archive in archives)
+    with OktopostStandIn() as stand_in:
+        for export_id, archive in zip(exports, archives, strict=True):
+            stand_in.add_export(posts_export(export_id, archive))
+        config = {
+            "account_id": stand_in.account_id,
+            "api_key": stand_in.api_key,
+            "base_url": stand_in.base_url,
+            "export_ids": exports,
+            "max_retries": 0,
+            "max_disk_bytes": bound,
+        }
+        run = measured_run(config, tmp_path, timeout=60)
+    run.figures("three exports due, max_disk_bytes for two")
+
+    messages = [json.loads(line) for line in run.stdout.splitlines()]
+    loaded = {
+        m["record"][EXPORT_ID]
+        for m in messages
+        if m["type"] == "RECORD" and m["stream"] == "posts"
+    }
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    assert run.returncode == 1
+    assert (
+        f"Export {exports[2]}: its last run's file would take the archives held for "
+        f"this sync past the max_disk_bytes setting ({bound} bytes; "
+    ) in run.stderr
+    assert loaded == set(exports[:2])
+    assert set(read_bookmarks(states[-1])) == set(exports[:2])
+    assert run.peak_disk_bytes <= bound
+    assert folder_bytes(tmp_path / "tmp") == 0
+
+
+def test_an_archive_is_released_as_soon_as_its_export_is_loaded(
+    tmp_path: Path,
+) -> None:
+    store = ArchiveStore(
+        lambda export_id: pytest.fail("no fresh link needed"),
+        timeout=10,
+        max_retries=0,
+        rate_limit_wait=0,
+        max_uncompressed_bytes=10 * MiB,
+        logger=logging.getLogger("tap-oktopost-hostile"),
+    )
+    with OktopostStandIn() as stand_in:
+        stand_in.add_export(posts_export(EXPORT, POSTS_ZIP))
+        run = ExportRun.from_detail(
+            EXPORT,
+            client_of_stand_in(stand_in).get_export(EXPORT),
+        )
+        store.archive(run)
+        held = store.held_bytes()
+        store.discard(EXPORT)
+
+    assert held == len(POSTS_ZIP)
+    assert store.held_bytes() == 0
+
+
+def posts_export(export_id: str, archive: bytes) -> StandInExport:
+    return StandInExport(
+        id=export_id, last_run_date="2026-11-27 10:00:00", archive=archive
+    )
+
+
+def client_of_stand_in(stand_in: OktopostStandIn) -> OktopostClient:
+    return OktopostClient(
+        stand_in.base_url,
+        requests.auth.HTTPBasicAuth(stand_in.account_id, stand_in.api_key),
+        timeout=10,
+        max_retries=0,
+        rate_limit_wait=0,
+        logger=logging.getLogger("tap-oktopost-hostile"),
+    )
+
+
 def lying_zip(name: str, data: bytes) -> bytes:
     """A ZIP whose central directory claims its member is barely compressed.
 
@@ -431,6 +528,87 @@ def test_a_download_trickling_a_byte_at_a_time_is_cut_off_as_stalled(
     ) in run.stderr
     assert run.seconds < 10
     assert_no_secret(hostile, run.output)
+
+
+def test_an_api_answer_trickling_its_headers_ends_at_the_deadline(
+    hostile: Hostile,
+) -> None:
+    # The status line and headers alone would take a minute, a byte every 0.2 s.
+    hostile.route("/v2/me", trickle_head(b'{"Result": true, "User": {}}', every=0.2))
+    client = client_of(hostile, timeout=1)
+
+    started = time.monotonic()
+    error = finishes_within(10, client.check_credentials)
+
+    assert isinstance(error, RetriableOktopostError)
+    assert str(error) == (
+        "Checking credentials (GET /me): the answer did not come whole within the "
+        "request_timeout setting; the server sends too slowly"
+    )
+    assert time.monotonic() - started < 3
+
+
+def test_a_download_trickling_its_headers_is_cut_off_at_the_deadline(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    hostile.serve_export(EXPORT, trickle_head(POSTS_ZIP, every=0.2))
+
+    run = measured_run(config_of(hostile, request_timeout=1), tmp_path, timeout=20)
+    run.figures("trickled download headers")
+
+    assert run.returncode == 0  # discovery skips the export, with a warning
+    assert (
+        f"Discovery skips export {EXPORT}: Export {EXPORT}: downloading "
+        f"{hostile.origin}/files/{EXPORT}.zip: stalled, under 1048576 bytes in 1 s "
+        "(request_timeout)"
+    ) in run.stderr
+    assert run.seconds < 10
+    assert_no_secret(hostile, run.output)
+
+
+def test_a_range_read_trickling_its_headers_is_cut_off_at_the_deadline(
+    hostile: Hostile,
+) -> None:
+    """The head comes at once (so the archive is read remotely); the next Range
+    request's headers trickle. The read fails within the timeout, naming the
+    export and the bytes, never the signed link."""
+    archive = incompressible_posts(1, 256 * 1024)
+    answers = 0
+
+    def ranged(handler: HostileHandler) -> None:
+        nonlocal answers
+        answers += 1
+        first, last = map(int, handler.headers["Range"][6:].split("-"))
+        if answers > 1:
+            trickle_head(archive[first : last + 1], every=0.2)(handler)
+            return
+        piece = archive[first : last + 1]
+        headers = {"Content-Range": f"bytes {first}-{last}/{len(archive)}"}
+        handler.send_body(piece, 206, headers)
+
+    hostile.serve_export(EXPORT, ranged)
+    run = ExportRun.from_detail(EXPORT, client_of(hostile).get_export(EXPORT))
+    store = ArchiveStore(
+        lambda export_id: run,
+        timeout=1,
+        max_retries=0,
+        rate_limit_wait=0,
+        max_uncompressed_bytes=10 * MiB,
+        logger=logging.getLogger("tap-oktopost-hostile"),
+    )
+
+    started = time.monotonic()
+    error = finishes_within(10, lambda: store.archive(run, headers_only=True))
+
+    assert isinstance(error, OktopostError)
+    assert f"Export {EXPORT}: reading {hostile.origin}/files/{EXPORT}.zip, bytes " in (
+        str(error)
+    )
+    assert "the answer did not come whole within the request_timeout setting" in (
+        str(error)
+    )
+    assert time.monotonic() - started < 4
+    assert "X-Amz" not in str(error)
 
 
 def test_retry_after_of_years_is_capped(hostile: Hostile) -> None:
@@ -609,6 +787,100 @@ def test_chained_faults_leave_no_secret_in_structured_debug_logs(
     for seen in hostile.seen:
         if seen.path.startswith("/files/"):
             assert "Authorization" not in seen.headers
+
+
+def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faults(
+    meltano_base_env: dict[str, str], hostile: Hostile, tmp_path: Path
+) -> None:
+    """`meltano run` as a user runs it, Meltano's JSON log format at DEBUG, the tap
+    logging through the SDK's structured formatter (Meltano's logging config for a
+    plugin declaring structured-logging). Discovery reads the archives; then the
+    sync meets a download cut off followed by a failed link refresh (export A), an
+    API error envelope (B) and a 401 (C). Nothing the run leaves holds a secret."""
+    first, second, third = (f"0320000000009{n:02}" for n in range(3))
+    link = hostile.link(f"/files/{first}.zip")
+    cut_offs = 0
+
+    def detail(handler: HostileHandler) -> None:
+        if cut_offs:
+            handler.send_body(b"", 500)
+            return
+        answer = {"Id": first, "Type": "Posts", "LastRunDate": "2026-11-27 10:00:00"}
+        json_answer({**answer, "LastRunFile": link}, key="Export")(handler)
+
+    def archive(handler: HostileHandler) -> None:
+        nonlocal cut_offs
+        if "Range" in handler.headers:  # discovery: the whole file, as asked
+            span = f"bytes 0-{len(POSTS_ZIP) - 1}/{len(POSTS_ZIP)}"
+            handler.send_body(POSTS_ZIP, 206, {"Content-Range": span})
+            return
+        cut_offs += 1
+        handler.send_head(length=len(POSTS_ZIP))
+        handler.write(POSTS_ZIP[:100])
+        handler.close_connection = True
+
+    listed = [
+        {"Id": export_id, "Status": "active", "Destination": DESTINATION_SECRETS}
+        for export_id in (first, second, third)
+    ]
+    hostile.route("/v2/bi-export", json_answer(listed, key="Exports", Total=3))
+    hostile.route(f"/v2/bi-export/{first}", detail)
+    hostile.route(f"/files/{first}.zip", archive)
+    envelope = {"Id": f"forged for {hostile.api_key[:4]}", "Auth": "refused"}
+    hostile.route(
+        f"/v2/bi-export/{second}", json_answer(envelope, key="Errors", status=400)
+    )
+    refused = {"Auth": "Invalid credentials"}
+    hostile.route(
+        f"/v2/bi-export/{third}", json_answer(refused, key="Errors", status=401)
+    )
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-secret\n")
+    netrc.chmod(0o600)
+    suffix = f"hostile-{tmp_path.name}"
+    env = {
+        **meltano_base_env,
+        "TAP_OKTOPOST_BASE_URL": hostile.base_url,
+        "TAP_OKTOPOST_ACCOUNT_ID": hostile.account_id,
+        "TAP_OKTOPOST_API_KEY": hostile.api_key,
+        "TAP_OKTOPOST_EXPORT_IDS": json.dumps([first, second, third]),
+        "TAP_OKTOPOST_MAX_RETRIES": "1",
+        "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
+        "NETRC": str(netrc),
+    }
+
+    done = meltano(
+        env,
+        "--log-level=debug",
+        "--log-format=json",
+        "run",
+        f"--state-id-suffix={suffix}",
+        "tap-oktopost",
+        "target-jsonl",
+        check=False,
+    )
+    state = meltano(
+        env, "state", "get", f"test:tap-oktopost-to-target-jsonl:{suffix}", check=False
+    )
+    written = "".join(path.read_text() for path in (tmp_path / "jsonl").glob("*"))
+
+    for text in (done.stdout, done.stderr, state.stdout, state.stderr, written):
+        assert_no_secret(hostile, text)
+    assert done.returncode != 0
+    tap_lines = [
+        json.loads(line)
+        for line in done.stderr.splitlines()
+        if line.startswith("{") and '"tap-oktopost"' in line
+    ]
+    said = "\n".join(str(line.get("event", "")) for line in tap_lines)
+    # urllib3's DEBUG lines name each signed link, without its query string.
+    assert f'"GET /files/{first}.zip?<redacted> HTTP/1.1" 200' in said
+    assert f"Export {first}: HTTP 500 from Oktopost" in said
+    assert f"Export {second}: HTTP 400" in said
+    assert f"Export {third}: HTTP 401" in said
+    assert any(line.get("level") == "debug" for line in tap_lines)
+    assert cut_offs >= 1
+    assert len(hostile.hits(f"/v2/bi-export/{first}")) >= 3  # the refreshes failed
 
 
 # -- 5. network hygiene -------------------------------------------------------------
