@@ -847,7 +847,7 @@ def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faul
         "TAP_OKTOPOST_ACCOUNT_ID": hostile.account_id,
         "TAP_OKTOPOST_API_KEY": hostile.api_key,
         "TAP_OKTOPOST_EXPORT_IDS": json.dumps([first, second, third]),
-        "TAP_OKTOPOST_MAX_RETRIES": "1",
+        "TAP_OKTOPOST_MAX_RETRIES": "0",  # the refresh follows the cut-off at once
         "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
         "NETRC": str(netrc),
     }
@@ -883,7 +883,7 @@ def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faul
     assert f"Export {third}: HTTP 401" in said
     assert any(line.get("level") == "debug" for line in tap_lines)
     assert faults.cut_offs >= 1
-    assert len(hostile.hits(f"/v2/bi-export/{first}")) >= 3  # the refreshes failed
+    assert len(hostile.hits(f"/v2/bi-export/{first}")) >= 3  # the refresh failed
 
 
 # -- 5. network hygiene -------------------------------------------------------------

@@ -212,15 +212,23 @@ NOT_SNOWFLAKE_PLUGINS = (
 )
 
 
+_SESSION_ENV: dict[str, str] = {}
+"""The session's Meltano environment, for each module importing the fixture below
+(pytest sets a session fixture up once per module that defines or imports it)."""
+
+
 @pytest.fixture(scope="session")
 def meltano_base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Start PostgreSQL and install the project's plugins, once per session."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "start"], check=True)
-    env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
-    # target-snowflake's emulator (fakesnow) needs Python 3.11: not below it.
-    plugins = [] if sys.version_info >= (3, 11) else [*NOT_SNOWFLAKE_PLUGINS]
-    meltano(env, "install", *plugins)
-    return env
+    if not _SESSION_ENV:
+        script = str(ROOT / "scripts" / "postgres.sh")
+        subprocess.run(["bash", script, "start"], check=True)
+        env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
+        # target-snowflake's emulator (fakesnow) needs Python 3.11: not below it.
+        plugins = [] if sys.version_info >= (3, 11) else [*NOT_SNOWFLAKE_PLUGINS]
+        meltano(env, "install", *plugins)
+        _SESSION_ENV.update(env)
+    return dict(_SESSION_ENV)
 
 
 @dataclass
