@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import ssl
 import struct
 import subprocess
@@ -726,57 +727,65 @@ STRUCTURED_LOGGING = {
 }
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: a connection to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 @dataclass
 class ChainedFaults:
-    """An export whose archive reads well by Range (as discovery reads it) but is
-    cut off when downloaded whole (as a sync downloads it); asked for a fresh link
-    after that, its detail fails with HTTP 500."""
+    """An export whose archive reads well by Range for discovery (its first
+    detail); then (the sync's detail) its link points at storage refusing the
+    connection, an error whose text in requests and urllib3 quotes the whole
+    signed link; asked for a fresh link after that, its detail fails (HTTP 500)."""
 
     hostile: Hostile
     export_id: str
-    archive: bytes = b""
-    cut_offs: int = 0
+    details: int = 0
 
     def __post_init__(self) -> None:
         self.archive = incompressible_posts(7, 200 * 1024)  # past the first Range
-        self.link = self.hostile.link(f"/files/{self.export_id}.zip")
         self.hostile.route(f"/v2/bi-export/{self.export_id}", self.detail)
         self.hostile.route(f"/files/{self.export_id}.zip", self.file)
 
     def detail(self, handler: HostileHandler) -> None:
-        if self.cut_offs:
+        self.details += 1
+        if self.details > 2:
             handler.send_body(b"", 500)
             return
+        link = self.hostile.link(f"/files/{self.export_id}.zip")
+        if self.details == 2:
+            link = link.replace(
+                self.hostile.origin, f"http://127.0.0.1:{closed_port()}"
+            )
         detail = {
             "Id": self.export_id,
             "Type": "Posts",
             "LastRunDate": "2026-11-27 10:00:00",
-            "LastRunFile": self.link,
+            "LastRunFile": link,
         }
         json_answer(detail, key="Export")(handler)
 
     def file(self, handler: HostileHandler) -> None:
-        asked = handler.headers.get("Range")
-        if asked is not None:
-            first, last = map(int, asked.removeprefix("bytes=").split("-"))
-            last = min(last, len(self.archive) - 1)
-            span = f"bytes {first}-{last}/{len(self.archive)}"
-            piece = self.archive[first : last + 1]
-            handler.send_body(piece, 206, {"Content-Range": span})
-            return
-        self.cut_offs += 1
-        handler.send_head(length=len(self.archive))
-        handler.write(self.archive[:100])
-        handler.close_connection = True
+        first, last = map(
+            int,
+            handler.headers.get("Range", "bytes=0-").removeprefix("bytes=").split("-"),
+        )
+        last = min(last, len(self.archive) - 1)
+        span = f"bytes {first}-{last}/{len(self.archive)}"
+        handler.send_body(self.archive[first : last + 1], 206, {"Content-Range": span})
 
 
 def test_chained_faults_leave_no_secret_in_structured_debug_logs(
     hostile: Hostile, tmp_path: Path
 ) -> None:
-    """Discovery reads the archive; the sync's download is cut off, then the link
-    refresh fails: as Meltano runs the tap, with the SDK's structured formatter,
-    which prints every exception's chain (`from None` notwithstanding). Then a
-    refused listing whose message would forge log lines."""
+    """Discovery reads the archive; the sync finds storage refusing the connection,
+    then the link refresh fails: as Meltano runs the tap, with the SDK's structured
+    formatter, which prints every exception's chain (`from None` notwithstanding).
+    Then a refused listing whose message would forge log lines."""
     faults = ChainedFaults(hostile, EXPORT)
     listed = [{"Id": EXPORT, "Status": "active", "Destination": DESTINATION_SECRETS}]
     hostile.route("/v2/bi-export", json_answer(listed, key="Exports", Total=1))
@@ -802,7 +811,7 @@ def test_chained_faults_leave_no_secret_in_structured_debug_logs(
 
     assert_no_secret(hostile, run.output)
     assert run.returncode == 1
-    assert faults.cut_offs >= 1
+    assert faults.details >= 3  # discovery's, the sync's, the failed refresh
     assert f"Export {EXPORT}: HTTP 500 from Oktopost" in run.stderr
     assert_no_secret(hostile, listing.output)
     assert listing.returncode == 1
@@ -820,7 +829,7 @@ def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faul
     """`meltano run` as a user runs it, Meltano's JSON log format at DEBUG, the tap
     logging through the SDK's structured formatter (Meltano's logging config for a
     plugin declaring structured-logging). Discovery reads the archives; then the
-    sync meets a download cut off followed by a failed link refresh (export A), an
+    sync meets storage refusing the connection, then a failed link refresh (A), an
     API error envelope (B) and a 401 (C). Nothing the run leaves holds a secret."""
     first, second, third = (f"0320000000009{n:02}" for n in range(3))
     faults = ChainedFaults(hostile, first)
@@ -847,7 +856,7 @@ def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faul
         "TAP_OKTOPOST_ACCOUNT_ID": hostile.account_id,
         "TAP_OKTOPOST_API_KEY": hostile.api_key,
         "TAP_OKTOPOST_EXPORT_IDS": json.dumps([first, second, third]),
-        "TAP_OKTOPOST_MAX_RETRIES": "0",  # the refresh follows the cut-off at once
+        "TAP_OKTOPOST_MAX_RETRIES": "0",  # the refresh follows the fault at once
         "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
         "NETRC": str(netrc),
     }
@@ -877,13 +886,12 @@ def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faul
     ]
     said = "\n".join(str(line.get("event", "")) for line in tap_lines)
     # urllib3's DEBUG lines name each signed link, without its query string.
-    assert f'"GET /files/{first}.zip?<redacted> HTTP/1.1" 200' in said
+    assert f'"GET /files/{first}.zip?<redacted> HTTP/1.1" 206' in said
     assert f"Export {first}: HTTP 500 from Oktopost" in said
     assert f"Export {second}: HTTP 400" in said
     assert f"Export {third}: HTTP 401" in said
     assert any(line.get("level") == "debug" for line in tap_lines)
-    assert faults.cut_offs >= 1
-    assert len(hostile.hits(f"/v2/bi-export/{first}")) >= 3  # the refresh failed
+    assert faults.details >= 3  # discovery's, the sync's, the failed refresh
 
 
 # -- 5. network hygiene -------------------------------------------------------------
