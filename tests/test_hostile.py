@@ -359,45 +359,9 @@ def test_the_archives_held_at_once_stay_under_max_disk_bytes(tmp_path: Path) -> 
     assert folder_bytes(tmp_path / "tmp") == 0
 
 
-def test_an_archive_is_released_as_soon_as_its_export_is_loaded(
-    tmp_path: Path,
-) -> None:
-    store = ArchiveStore(
-        lambda export_id: pytest.fail("no fresh link needed"),
-        timeout=10,
-        max_retries=0,
-        rate_limit_wait=0,
-        max_uncompressed_bytes=10 * MiB,
-        logger=logging.getLogger("tap-oktopost-hostile"),
-    )
-    with OktopostStandIn() as stand_in:
-        stand_in.add_export(posts_export(EXPORT, POSTS_ZIP))
-        run = ExportRun.from_detail(
-            EXPORT,
-            client_of_stand_in(stand_in).get_export(EXPORT),
-        )
-        store.archive(run)
-        held = store.held_bytes()
-        store.discard(EXPORT)
-
-    assert held == len(POSTS_ZIP)
-    assert store.held_bytes() == 0
-
-
 def posts_export(export_id: str, archive: bytes) -> StandInExport:
     return StandInExport(
         id=export_id, last_run_date="2026-11-27 10:00:00", archive=archive
-    )
-
-
-def client_of_stand_in(stand_in: OktopostStandIn) -> OktopostClient:
-    return OktopostClient(
-        stand_in.base_url,
-        requests.auth.HTTPBasicAuth(stand_in.account_id, stand_in.api_key),
-        timeout=10,
-        max_retries=0,
-        rate_limit_wait=0,
-        logger=logging.getLogger("tap-oktopost-hostile"),
     )
 
 
