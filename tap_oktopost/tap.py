@@ -171,7 +171,10 @@ class TapOktopost(Tap):
             th.NumberType(minimum=1),
             default=300,
             title="Request Timeout",
-            description="Seconds to wait for an API answer or download chunk",
+            description=(
+                "Seconds an API call or a Range read may take as a whole (connect, "
+                "headers, body), and a download may go without bringing 1 MiB"
+            ),
         ),
         th.Property(
             "max_retries",
