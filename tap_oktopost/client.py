@@ -542,8 +542,10 @@ class _WatchedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Watch connections through an HTTP(S) proxy; SOCKS keeps its own pools."""
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _WATCHED_POOLS
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
         return manager
 
 
