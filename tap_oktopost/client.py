@@ -8,12 +8,15 @@ agree.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
 import logging
 import random
 import re
+import socket
+import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,7 +24,10 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase, HTTPBasicAuth
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -426,12 +432,121 @@ def read_answer(
             )
             raise OktopostError(message)
         if clock() > deadline:
-            message = (
-                f"{what}: the answer did not come whole within the request_timeout "
-                "setting; the server sends too slowly"
-            )
-            raise RetriableOktopostError(message)
+            raise too_slow(what)
     return bytes(body)
+
+
+def too_slow(what: str) -> RetriableOktopostError:
+    """Make the error for an answer not whole within request_timeout."""
+    message = (
+        f"{what}: the answer did not come whole within the request_timeout setting; "
+        "the server sends too slowly"
+    )
+    return RetriableOktopostError(message)
+
+
+class RequestDeadline:
+    """Ends a request that is not done by its deadline, whatever it is waiting for.
+
+    `timeout` bounds each socket read, so a server trickling its status line, its
+    headers or a chunk's size line a byte at a time keeps `requests` waiting for
+    ever; urllib3's `Timeout(total=...)` bounds the connect plus one read, not the
+    request. While this is entered, the requests this thread makes (redirects
+    included) on a session from `CredentialFreeSession` are watched: at the
+    deadline a watcher thread shuts their sockets down, which wakes the read
+    blocked on them, and `expired` says why the request failed. `extend` moves the
+    deadline, for a download making progress.
+    """
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        # A little past `seconds`: a silent server's socket timeout, which says
+        # more, fires first.
+        self.seconds = seconds + min(1.0, max(0.05, seconds / 20))
+        self.deadline = time.monotonic() + self.seconds
+        self.expired = False
+        self._connections: list[HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> RequestDeadline:
+        if getattr(self._current, "deadline", None) is not None:
+            message = "a request's deadline cannot hold another request's"
+            raise RuntimeError(message)
+        self._current.deadline = self
+        self._watcher.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._done.set()
+        self._current.deadline = None
+
+    def extend(self) -> None:
+        """Give the request its time again, from now."""
+        self.deadline = time.monotonic() + self.seconds
+
+    @classmethod
+    def watch(cls, connection: HTTPConnection) -> None:
+        """Watch a connection the current thread sends a request on, if it is timed."""
+        deadline: RequestDeadline | None = getattr(cls._current, "deadline", None)
+        if deadline is not None:
+            with deadline._lock:
+                deadline._connections.append(connection)
+
+    def _watch(self) -> None:
+        while not self._done.wait(max(0.0, self.deadline - time.monotonic())):
+            if time.monotonic() < self.deadline:
+                continue  # extended meanwhile
+            with self._lock:
+                if self._done.is_set():
+                    return
+                self.expired = True
+                for connection in self._connections:
+                    if connection.sock is not None:
+                        with contextlib.suppress(OSError):
+                            connection.sock.shutdown(socket.SHUT_RDWR)
+            return
+
+
+class _WatchedConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        RequestDeadline.watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedTlsConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        RequestDeadline.watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedTlsPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedTlsConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedPool, "https": _WatchedTlsPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections a `RequestDeadline` can end, proxied or not."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Watch connections through an HTTP(S) proxy; SOCKS keeps its own pools."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
 
 
 def base_url_problem(base_url: str) -> str | None:
@@ -463,7 +578,13 @@ class CredentialFreeSession(requests.Session):
     ~/.netrc again after every redirect (`rebuild_auth`) and sends the password it
     finds there to wherever the server pointed. Here a redirect only loses the
     Authorization header when it leaves the host, as requests does; nothing is added.
+    Its connections can be ended by a `RequestDeadline`.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        for prefix in ("http://", "https://"):
+            self.mount(prefix, _WatchedAdapter())
 
     def rebuild_auth(
         self, prepared_request: requests.PreparedRequest, response: requests.Response
@@ -584,26 +705,33 @@ class OktopostClient:
     def _get_once(self, path: str, what: str, params: dict[str, Any] | None) -> Any:
         """One call, bounded as a whole by `timeout`, its answer by its size.
 
-        Errors are raised outside `except` blocks: a log formatter that prints the
-        exception chain must find no requests exception quoting a URL there.
+        The `RequestDeadline` ends a call whose status line or headers trickle in;
+        `read_answer` checks the body's pace itself. Errors are raised outside
+        `except` blocks: a log formatter that prints the exception chain must find
+        no requests exception quoting a URL there.
         """
         self.throttle.wait_for_turn()
         deadline = self.clock() + self.timeout
         failure: OktopostError | None = None
-        try:
-            with self.session.get(
-                f"{self.base_url}{path}",
-                params=params,
-                timeout=self.timeout,
-                stream=True,
-            ) as response:
-                status = response.status_code
-                retry_after = response.headers.get("Retry-After")
-                content = read_answer(
-                    response, what=what, deadline=deadline, clock=self.clock
+        with RequestDeadline(self.timeout) as watch:
+            try:
+                with self.session.get(
+                    f"{self.base_url}{path}",
+                    params=params,
+                    timeout=self.timeout,
+                    stream=True,
+                ) as response:
+                    status = response.status_code
+                    retry_after = response.headers.get("Retry-After")
+                    content = read_answer(
+                        response, what=what, deadline=deadline, clock=self.clock
+                    )
+            except requests.RequestException as error:
+                failure = (
+                    too_slow(what)
+                    if watch.expired and not isinstance(error, requests.Timeout)
+                    else request_error(error, what, target=self.base_url)
                 )
-        except requests.RequestException as error:
-            failure = request_error(error, what, target=self.base_url)
         if failure is not None:
             raise failure
         return self._body(status, content, retry_after, path=path, what=what)

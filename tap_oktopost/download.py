@@ -34,6 +34,7 @@ from tap_oktopost.archive import (
 from tap_oktopost.client import (
     ExpiredLinkError,
     OktopostError,
+    RequestDeadline,
     RetriableOktopostError,
     body_pieces,
     printable,
@@ -53,6 +54,9 @@ CHUNK_BYTES = 1024 * 1024
 DEFAULT_MAX_ARCHIVE_BYTES = 5 * 1024**3
 """The largest archive downloaded (max_archive_bytes): Oktopost's run files are
 megabytes; this bounds the disk a broken or hostile storage can fill."""
+DEFAULT_MAX_DISK_BYTES = 4 * DEFAULT_MAX_ARCHIVE_BYTES
+"""The most archive bytes held on disk at once (max_disk_bytes): a sync holds every
+archive with rows due until its export is loaded, to type each column once."""
 _HEAD_RANGE = re.compile(r"bytes\s+0-([0-9]+)/([0-9]+)")
 _FILE_KINDS = {b"%PDF": "a PDF report", b"\xd0\xcf\x11\xe0": "an Office report"}
 _BAD_LINK = (
@@ -135,6 +139,13 @@ def read_at_most(
         if len(body) > limit or clock() > deadline:
             return None
     return bytes(body)
+
+
+def broken_off(where: str, error: requests.RequestException) -> str:
+    """Say how a download broke off, never quoting `error`: it holds the link."""
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return f"{where}: the connection closed before the whole file came"
+    return f"{where}: {type(error).__name__}"
 
 
 class RemoteFile(io.RawIOBase):
@@ -254,8 +265,8 @@ class RemoteFile(io.RawIOBase):
     def _get(self, first: int, last: int) -> bytes:
         """One Range request for bytes `first` to `last`, both included.
 
-        The whole request, answer included, must end within `timeout`, and the
-        answer may not be longer than asked.
+        The whole request, headers and answer included, must end within `timeout`,
+        and the answer may not be longer than asked.
         """
         if self._link_refused:
             self.link = self.relink()
@@ -265,20 +276,26 @@ class RemoteFile(io.RawIOBase):
         deadline = self.clock() + self.timeout
         failure: RangeReadError | None = None
         data: bytes | None = None
-        try:
-            with self.session.get(
-                self.link,
-                headers={"Range": f"bytes={first}-{last}"},
-                timeout=self.timeout,
-                stream=True,
-            ) as got:
-                status = got.status_code
-                if status == HTTPStatus.PARTIAL_CONTENT:
-                    data = read_at_most(
-                        got, length, deadline=deadline, clock=self.clock
-                    )
-        except requests.RequestException as error:
-            failure = RangeReadError(f"{self.where}, {asked}: {type(error).__name__}")
+        with RequestDeadline(self.timeout) as watch:
+            try:
+                with self.session.get(
+                    self.link,
+                    headers={"Range": f"bytes={first}-{last}"},
+                    timeout=self.timeout,
+                    stream=True,
+                ) as got:
+                    status = got.status_code
+                    if status == HTTPStatus.PARTIAL_CONTENT:
+                        data = read_at_most(
+                            got, length, deadline=deadline, clock=self.clock
+                        )
+            except requests.RequestException as error:
+                said = (
+                    "the answer did not come whole within the request_timeout setting"
+                    if watch.expired and not isinstance(error, requests.Timeout)
+                    else type(error).__name__
+                )
+                failure = RangeReadError(f"{self.where}, {asked}: {said}")
         if failure is not None:
             raise failure
         if status == HTTPStatus.PARTIAL_CONTENT and data is not None:
@@ -309,8 +326,11 @@ class ArchiveStore:
     `OktopostError` naming the export, with no chained cause quoting a signed link.
 
     Every download is bounded: it stops at `max_archive_bytes` (not retried, so a
-    file that large is never written twice), fails when less than CHUNK_BYTES come in
-    `timeout` seconds, and leaves no file behind when it fails.
+    file that large is never written twice), or where the archives held with it
+    would pass `max_disk_bytes` (that export fails, the others held still load),
+    fails when less than CHUNK_BYTES come in `timeout` seconds, and leaves no file
+    behind when it fails. `discard` frees an archive's disk as soon as its export is
+    loaded.
     """
 
     def __init__(
@@ -323,11 +343,13 @@ class ArchiveStore:
         max_uncompressed_bytes: int,
         logger: logging.Logger,
         max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES,
+        max_disk_bytes: int = DEFAULT_MAX_DISK_BYTES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.refresh_run = refresh_run
         self.max_archive_bytes = max_archive_bytes
+        self.max_disk_bytes = max_disk_bytes
         self.clock = clock
         self.timeout = timeout
         self.max_retries = max_retries
@@ -431,16 +453,24 @@ class ArchiveStore:
         # A name of the store's own: API data never names a file.
         path = self._folder_path() / f"run-{next(self._file_numbers)}.zip"
         failure: OktopostError | None = None
+        watch = RequestDeadline(self.timeout)
+        remote: tuple[bytes, int] | None = None
         try:
-            with self.session.get(
-                run.link,
-                headers=head if ranged else None,
-                stream=True,
-                timeout=self.timeout,
-            ) as got:
+            with (
+                watch,
+                self.session.get(
+                    run.link,
+                    headers=head if ranged else None,
+                    stream=True,
+                    timeout=self.timeout,
+                ) as got,
+            ):
                 if got.status_code == HTTPStatus.PARTIAL_CONTENT:
-                    return self._open_remote(run, got, path)
-                written = self._save(run, got, path, where)
+                    remote = self._read_head(run, got)
+                else:
+                    written = self._save(run, got, path, where, watch)
+            if remote is not None:  # out of the download's deadline
+                return self._open_remote(run, *remote, path)
         except _BAD_LINK as error:
             message = (
                 f"Export {run.export_id}: its LastRunFile is no link the tap can "
@@ -449,11 +479,11 @@ class ArchiveStore:
             failure = OktopostError(message)
         except requests.TooManyRedirects:
             failure = OktopostError(f"{where}: the storage redirects in a loop")
-        except requests.exceptions.ChunkedEncodingError:
-            message = f"{where}: the connection closed before the whole file came"
-            failure = RetriableDownloadError(message)
         except requests.RequestException as error:
-            failure = RetriableDownloadError(f"{where}: {type(error).__name__}")
+            stalled = watch.expired and not isinstance(error, requests.Timeout)
+            failure = RetriableDownloadError(
+                self._stalled(where) if stalled else broken_off(where, error)
+            )
         except OSError as error:
             message = f"{where}: cannot write the temporary file ({error.strerror})"
             failure = OktopostError(message)
@@ -466,10 +496,25 @@ class ArchiveStore:
         self.logger.info("Export %s: downloaded %d bytes", run.export_id, written)
         return self._open(run, path)
 
+    def _stalled(self, where: str, written: int | None = None) -> str:
+        after = "" if written is None else f" after {written} bytes"
+        return (
+            f"{where}: stalled, under {CHUNK_BYTES} bytes in {self.timeout:g} s "
+            f"(request_timeout){after}"
+        )
+
     def _save(
-        self, run: ExportRun, got: requests.Response, path: Path, where: str
+        self,
+        run: ExportRun,
+        got: requests.Response,
+        path: Path,
+        where: str,
+        watch: RequestDeadline,
     ) -> int:
-        """Write an answer's file to `path`, bounded in size and in stalls."""
+        """Write an answer's file to `path`, bounded in size and in stalls.
+
+        Each CHUNK_BYTES that come give the request `timeout` seconds more.
+        """
         if got.status_code != HTTPStatus.OK:
             retry_after = retry_after_seconds(got.headers.get("Retry-After"))
             refused = storage_status_error(got.status_code, where, retry_after)
@@ -489,19 +534,28 @@ class ArchiveStore:
                 now = self.clock()
                 if written - mark >= CHUNK_BYTES:
                     mark, mark_time = written, now
+                    watch.extend()
                 elif now - mark_time > self.timeout:
-                    message = (
-                        f"{where}: stalled, under {CHUNK_BYTES} bytes in "
-                        f"{self.timeout:g} s (request_timeout) after {written} bytes"
-                    )
-                    raise RetriableDownloadError(message)
+                    raise RetriableDownloadError(self._stalled(where, written))
         if expected is not None and expected.isdigit() and written != int(expected):
             message = f"{where}: got {written} of {expected} bytes"
             raise RetriableDownloadError(message)
         return written
 
+    def held_bytes(self) -> int:
+        """Give the disk the archives held for loading take."""
+        return sum(
+            archive.path.stat().st_size
+            for archive in self._archives.values()
+            if archive.path is not None
+        )
+
     def _check_size(self, run: ExportRun, size: int) -> None:
-        """Refuse an archive past max_archive_bytes before its bytes reach the disk."""
+        """Refuse a file before its bytes reach the disk, if too large.
+
+        Too large is past max_archive_bytes, or taking the archives held past
+        max_disk_bytes.
+        """
         if size > self.max_archive_bytes:
             message = (
                 f"Export {run.export_id}: its last run's file is over the "
@@ -509,11 +563,19 @@ class ArchiveStore:
                 "download stopped there"
             )
             raise UnloadableExportError(message)
+        held = self.held_bytes()
+        if held + size > self.max_disk_bytes:
+            message = (
+                f"Export {run.export_id}: its last run's file would take the "
+                f"archives held for this sync past the max_disk_bytes setting "
+                f"({self.max_disk_bytes} bytes; {held} held for other exports); the "
+                "download stopped there. Its bookmark stays, so the next sync loads "
+                "it; raise max_disk_bytes to load every export in one sync"
+            )
+            raise OktopostError(message)
 
-    def _open_remote(
-        self, run: ExportRun, got: requests.Response, path: Path
-    ) -> ExportArchive:
-        """Read the file remotely, or keep it when the first block was all of it."""
+    def _read_head(self, run: ExportRun, got: requests.Response) -> tuple[bytes, int]:
+        """Read a Range answer's head of the file, and the file's size."""
         found = _HEAD_RANGE.fullmatch(got.headers.get("Content-Range", "").strip())
         head = read_at_most(
             got,
@@ -527,7 +589,12 @@ class ArchiveStore:
                 "with its total size"
             )
             raise RetriableDownloadError(message)
-        size = int(found.group(2))
+        return head, int(found.group(2))
+
+    def _open_remote(
+        self, run: ExportRun, head: bytes, size: int, path: Path
+    ) -> ExportArchive:
+        """Read the file remotely, or keep it when the first block was all of it."""
         self._check_size(run, size)
         if len(head) >= size:
             path.write_bytes(head)

@@ -48,6 +48,7 @@ from tap_oktopost.csv_data import (
 )
 from tap_oktopost.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
+    DEFAULT_MAX_DISK_BYTES,
     ArchiveStore,
     ExportArchive,
 )
@@ -177,7 +178,10 @@ class TapOktopost(Tap):
             th.NumberType(minimum=1),
             default=300,
             title="Request Timeout",
-            description="Seconds to wait for an API answer or download chunk",
+            description=(
+                "Seconds an API call or a Range read may take as a whole (connect, "
+                "headers, body), and a download may go without bringing 1 MiB"
+            ),
         ),
         th.Property(
             "max_retries",
@@ -224,6 +228,17 @@ class TapOktopost(Tap):
             description=(
                 "Largest export archive, as downloaded, the tap will write to disk: "
                 "a download stops there"
+            ),
+        ),
+        th.Property(
+            "max_disk_bytes",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_DISK_BYTES,
+            title="Max Disk Bytes",
+            description=(
+                "Most disk the archives held at once may take: a sync holds each "
+                "archive with rows due until its export is loaded. An export whose "
+                "archive would pass it fails (its bookmark stays); the others load"
             ),
         ),
     ).to_dict()
@@ -336,6 +351,7 @@ class TapOktopost(Tap):
             max_archive_bytes=self.config.get(
                 "max_archive_bytes", DEFAULT_MAX_ARCHIVE_BYTES
             ),
+            max_disk_bytes=self.config.get("max_disk_bytes", DEFAULT_MAX_DISK_BYTES),
             **self._retry_settings,
         )
 

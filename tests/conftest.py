@@ -42,6 +42,9 @@ MELTANO_SYS_DIR = (
 Meltano keeps one catalog file per plugin there: two workers' runs of the tap
 would read each other's catalogs.
 """
+MELTANO = Path(sys.executable).parent / "meltano"
+POSTGRES_PORT = os.environ.get("TEST_PG_PORT", "55432")
+"""The port of this clone's test PostgreSQL (`scripts/postgres.sh run` sets it)."""
 # fakesnow, the Snowflake emulator, needs Python 3.11.
 collect_ignore = ["test_snowflake.py"] if sys.version_info < (3, 11) else []
 
@@ -260,3 +263,64 @@ def _field_limit_restored() -> Any:
     """Put back the process-wide CSV field limit a sync in this process may set."""
     yield
     limit_field_size(DEFAULT_MAX_FIELD_CHARACTERS)
+
+
+# -- Meltano, in the project's `test` environment ---------------------------------
+
+
+def meltano_env(database: Path) -> dict[str, str]:
+    """The environment of every Meltano command: this session's system database."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TAP_OKTOPOST_", "TARGET_", "MELTANO_", "PG"))
+    }
+    env.update(
+        {
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_DATABASE_URI": f"sqlite:///{database}",
+            "MELTANO_SYS_DIR_ROOT": str(MELTANO_SYS_DIR),
+            "TARGET_POSTGRES_PORT": POSTGRES_PORT,
+        }
+    )
+    return env
+
+
+def meltano(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a Meltano command of the project in its `test` environment."""
+    done = subprocess.run(
+        [str(MELTANO), "--environment=test", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        pytest.fail(
+            f"meltano {' '.join(args)} exited {done.returncode}:\n{done.stderr[-6000:]}"
+        )
+    return done
+
+
+NOT_SNOWFLAKE_PLUGINS = (
+    "tap-oktopost",
+    "target-duckdb",
+    "target-postgres",
+    "target-jsonl",
+)
+
+
+@pytest.fixture(scope="session")
+def meltano_base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Start PostgreSQL and install the project's plugins, once per session."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "start"], check=True)
+    env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
+    # target-snowflake's emulator (fakesnow) needs Python 3.11: not below it.
+    plugins = [] if sys.version_info >= (3, 11) else [*NOT_SNOWFLAKE_PLUGINS]
+    with building_from_checkout():
+        meltano(env, "install", *plugins)
+    return env

@@ -256,6 +256,31 @@ def trickle(
     return respond
 
 
+def trickle_head(
+    body: bytes, every: float, headers: dict[str, str] | None = None
+) -> Responder:
+    """Send the status line and headers one byte every `every` seconds, then `body`.
+
+    Each byte comes well within a socket timeout: only a deadline on the whole
+    request ends the wait.
+    """
+
+    def respond(handler: HostileHandler) -> None:
+        head = [
+            f"{handler.protocol_version} 200 OK",
+            *(f"{name}: {value}" for name, value in (headers or {}).items()),
+            f"Content-Length: {len(body)}",
+            "X-Padding: " + "x" * 200,
+        ]
+        handler.close_connection = True
+        for byte in "\r\n".join([*head, "", ""]).encode():
+            handler.write(bytes([byte]))
+            time.sleep(every)
+        handler.write(body)
+
+    return respond
+
+
 def redirect(location: str) -> Responder:
     def respond(handler: HostileHandler) -> None:
         handler.send_body(b"", HTTPStatus.FOUND, {"Location": location})

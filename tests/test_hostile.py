@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import ssl
 import struct
 import subprocess
@@ -40,8 +41,11 @@ from tap_oktopost.client import (
     RetriableOktopostError,
     storage_session,
 )
+from tap_oktopost.download import ArchiveStore
 from tap_oktopost.exports import ExportRun
-from tests.conftest import TAP, csv_text, sync_in_process
+from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.names import EXPORT_ID
+from tests.conftest import TAP, csv_text, meltano, sync_in_process
 from tests.hostile_server import (
     SIGNATURE,
     Hostile,
@@ -53,6 +57,7 @@ from tests.hostile_server import (
     pages,
     redirect,
     trickle,
+    trickle_head,
 )
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
@@ -303,6 +308,60 @@ def test_a_download_stops_at_max_archive_bytes_and_is_not_retried(
     assert_no_secret(hostile, run.output)
 
 
+def incompressible_posts(seed: int, size: int) -> bytes:
+    """An archive of about `size` bytes: a Posts file of random text."""
+    rng = random.Random(seed)  # noqa: S311
+    rows = [["Post ID", "Text"]]
+    rows += [[str(n), rng.randbytes(600).hex()] for n in range(size // 600)]
+    return make_zip({"Posts.csv": csv_text(rows)})
+
+
+def test_the_archives_held_at_once_stay_under_max_disk_bytes(tmp_path: Path) -> None:
+    """Three exports due, room for two: the third fails, naming itself and the
+    setting; the two others load and move their bookmarks; the disk never holds
+    more than the bound."""
+    exports = [f"0320000000001{n:02}" for n in range(3)]
+    archives = [incompressible_posts(n, 1 * MiB) for n in range(3)]
+    bound = len(archives[0]) + len(archives[1]) + MiB // 2
+    assert bound < sum(len(archive) for archive in archives)
+    with OktopostStandIn() as stand_in:
+        for export_id, archive in zip(exports, archives, strict=True):
+            stand_in.add_export(posts_export(export_id, archive))
+        config = {
+            "account_id": stand_in.account_id,
+            "api_key": stand_in.api_key,
+            "base_url": stand_in.base_url,
+            "export_ids": exports,
+            "max_retries": 0,
+            "max_disk_bytes": bound,
+        }
+        run = measured_run(config, tmp_path, timeout=60)
+    run.figures("three exports due, max_disk_bytes for two")
+
+    messages = [json.loads(line) for line in run.stdout.splitlines()]
+    loaded = {
+        m["record"][EXPORT_ID]
+        for m in messages
+        if m["type"] == "RECORD" and m["stream"] == "posts"
+    }
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    assert run.returncode == 1
+    assert (
+        f"Export {exports[2]}: its last run's file would take the archives held for "
+        f"this sync past the max_disk_bytes setting ({bound} bytes; "
+    ) in run.stderr
+    assert loaded == set(exports[:2])
+    assert set(read_bookmarks(states[-1])) == set(exports[:2])
+    assert run.peak_disk_bytes <= bound
+    assert folder_bytes(tmp_path / "tmp") == 0
+
+
+def posts_export(export_id: str, archive: bytes) -> StandInExport:
+    return StandInExport(
+        id=export_id, last_run_date="2026-11-27 10:00:00", archive=archive
+    )
+
+
 def lying_zip(name: str, data: bytes) -> bytes:
     """A ZIP whose central directory claims its member is barely compressed.
 
@@ -344,6 +403,7 @@ def test_a_member_lying_about_its_compression_is_refused_as_it_inflates(
     data = b"Post ID,Clicks\n" + b"0,0\n" * 5_000_000  # 20 MB, deflated 1000:1
     archive = archive_of(tmp_path, lying_zip("Posts.csv", data))
     info = archive.zip_file.getinfo("Posts.csv")
+    assert info.compress_type == zipfile.ZIP_DEFLATED  # what the member is
     assert info.compress_size == info.file_size  # the claim: no compression at all
     archive.check_limits(20 * 1024**3)  # which the claimed sizes pass
 
@@ -433,12 +493,93 @@ def test_a_download_trickling_a_byte_at_a_time_is_cut_off_as_stalled(
     assert_no_secret(hostile, run.output)
 
 
-def test_retry_after_of_years_is_capped(hostile: Hostile) -> None:
-    def unavailable(handler: HostileHandler) -> None:
-        far = {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}
-        handler.send_body(b"", 503, far)
+def test_an_api_answer_trickling_its_headers_ends_at_the_deadline(
+    hostile: Hostile,
+) -> None:
+    # The status line and headers alone would take a minute, a byte every 0.2 s.
+    hostile.route("/v2/me", trickle_head(b'{"Result": true, "User": {}}', every=0.2))
+    client = client_of(hostile, timeout=1)
 
-    hostile.route("/v2/me", unavailable)
+    started = time.monotonic()
+    error = finishes_within(10, client.check_credentials)
+
+    assert isinstance(error, RetriableOktopostError)
+    assert str(error) == (
+        "Checking credentials (GET /me): the answer did not come whole within the "
+        "request_timeout setting; the server sends too slowly"
+    )
+    assert time.monotonic() - started < 3
+
+
+def test_a_download_trickling_its_headers_is_cut_off_at_the_deadline(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    hostile.serve_export(EXPORT, trickle_head(POSTS_ZIP, every=0.2))
+
+    run = measured_run(config_of(hostile, request_timeout=1), tmp_path, timeout=20)
+    run.figures("trickled download headers")
+
+    assert run.returncode == 0  # discovery skips the export, with a warning
+    assert (
+        f"Discovery skips export {EXPORT}: Export {EXPORT}: downloading "
+        f"{hostile.origin}/files/{EXPORT}.zip: stalled, under 1048576 bytes in 1 s "
+        "(request_timeout)"
+    ) in run.stderr
+    assert run.seconds < 10
+    assert_no_secret(hostile, run.output)
+
+
+def test_a_range_read_trickling_its_headers_is_cut_off_at_the_deadline(
+    hostile: Hostile,
+) -> None:
+    """The head comes at once (so the archive is read remotely); the next Range
+    request's headers trickle. The read fails within the timeout, naming the
+    export and the bytes, never the signed link."""
+    archive = incompressible_posts(1, 256 * 1024)
+    answers = 0
+
+    def ranged(handler: HostileHandler) -> None:
+        nonlocal answers
+        answers += 1
+        first, last = map(int, handler.headers["Range"][6:].split("-"))
+        if answers > 1:
+            trickle_head(archive[first : last + 1], every=0.2)(handler)
+            return
+        piece = archive[first : last + 1]
+        headers = {"Content-Range": f"bytes {first}-{last}/{len(archive)}"}
+        handler.send_body(piece, 206, headers)
+
+    hostile.serve_export(EXPORT, ranged)
+    run = ExportRun.from_detail(EXPORT, client_of(hostile).get_export(EXPORT))
+    store = ArchiveStore(
+        lambda export_id: run,
+        timeout=1,
+        max_retries=0,
+        rate_limit_wait=0,
+        max_uncompressed_bytes=10 * MiB,
+        logger=logging.getLogger("tap-oktopost-hostile"),
+    )
+
+    started = time.monotonic()
+    error = finishes_within(10, lambda: store.archive(run, headers_only=True))
+
+    assert isinstance(error, OktopostError)
+    assert f"Export {EXPORT}: reading {hostile.origin}/files/{EXPORT}.zip, bytes " in (
+        str(error)
+    )
+    assert "the answer did not come whole within the request_timeout setting" in (
+        str(error)
+    )
+    assert time.monotonic() - started < 4
+    assert "X-Amz" not in str(error)
+
+
+@pytest.mark.parametrize("far", ["1000000000", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_retry_after_of_years_is_capped(hostile: Hostile, far: str) -> None:
+    def rate_limited(handler: HostileHandler) -> None:
+        handler.send_body(b"", 429, {"Retry-After": far})
+
+    hostile.route("/v2/me", rate_limited)
     clock = Clock()
     client = client_of(hostile)
     client.max_retries, client.sleep = 1, clock.sleep
@@ -547,38 +688,68 @@ STRUCTURED_LOGGING = {
 }
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on: a connection to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@dataclass
+class ChainedFaults:
+    """An export whose archive reads well by Range for discovery (its first
+    detail); then (the sync's detail) its link points at storage refusing the
+    connection, an error whose text in requests and urllib3 quotes the whole
+    signed link; asked for a fresh link after that, its detail fails (HTTP 500)."""
+
+    hostile: Hostile
+    export_id: str
+    details: int = 0
+
+    def __post_init__(self) -> None:
+        self.archive = incompressible_posts(7, 200 * 1024)  # past the first Range
+        self.hostile.route(f"/v2/bi-export/{self.export_id}", self.detail)
+        self.hostile.route(f"/files/{self.export_id}.zip", self.file)
+
+    def detail(self, handler: HostileHandler) -> None:
+        self.details += 1
+        if self.details > 2:
+            handler.send_body(b"", 500)
+            return
+        link = self.hostile.link(f"/files/{self.export_id}.zip")
+        if self.details == 2:
+            link = link.replace(
+                self.hostile.origin, f"http://127.0.0.1:{closed_port()}"
+            )
+        detail = {
+            "Id": self.export_id,
+            "Type": "Posts",
+            "LastRunDate": "2026-11-27 10:00:00",
+            "LastRunFile": link,
+        }
+        json_answer(detail, key="Export")(handler)
+
+    def file(self, handler: HostileHandler) -> None:
+        first, last = map(
+            int,
+            handler.headers.get("Range", "bytes=0-").removeprefix("bytes=").split("-"),
+        )
+        last = min(last, len(self.archive) - 1)
+        span = f"bytes {first}-{last}/{len(self.archive)}"
+        handler.send_body(self.archive[first : last + 1], 206, {"Content-Range": span})
+
+
 def test_chained_faults_leave_no_secret_in_structured_debug_logs(
     hostile: Hostile, tmp_path: Path
 ) -> None:
-    """A storage fault, then a failed link refresh, then a refused listing: as
-    Meltano runs the tap, with the SDK's structured formatter printing every chain."""
-    details = 0
-
-    def detail(handler: HostileHandler) -> None:
-        nonlocal details
-        details += 1
-        if details == 1:
-            json_answer(
-                {
-                    "Id": EXPORT,
-                    "Type": "Posts",
-                    "LastRunDate": "2026-11-27 10:00:00",
-                    "LastRunFile": hostile.link(f"/files/{EXPORT}.zip"),
-                },
-                key="Export",
-            )(handler)
-        else:
-            handler.send_body(b"", 500)
-
-    def cut_off(handler: HostileHandler) -> None:
-        handler.send_head(length=len(POSTS_ZIP))
-        handler.write(POSTS_ZIP[:100])
-        handler.close_connection = True
-
-    hostile.route(f"/v2/bi-export/{EXPORT}", detail)
-    hostile.route(f"/files/{EXPORT}.zip", cut_off)
-    forged = {"API": "forged\nERROR | tap-oktopost | all is well\x1b[2J"}
-    hostile.route("/v2/bi-export", json_answer(forged, key="Errors", status=400))
+    """Discovery reads the archive; the sync finds storage refusing the connection,
+    then the link refresh fails: as Meltano runs the tap, with the SDK's structured
+    formatter, which prints every exception's chain (`from None` notwithstanding).
+    Then a refused listing whose message would forge log lines."""
+    faults = ChainedFaults(hostile, EXPORT)
+    listed = [{"Id": EXPORT, "Status": "active", "Destination": DESTINATION_SECRETS}]
+    hostile.route("/v2/bi-export", json_answer(listed, key="Exports", Total=1))
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password netrc-secret\n")
     netrc.chmod(0o600)
@@ -591,24 +762,97 @@ def test_chained_faults_leave_no_secret_in_structured_debug_logs(
     }
 
     run = measured_run(config_of(hostile, max_retries=1), tmp_path, env=env)
+    forged = {"API": "forged\nERROR | tap-oktopost | all is well\x1b[2J"}
+    hostile.route("/v2/bi-export", json_answer(forged, key="Errors", status=400))
     plain = tmp_path / "plain"  # the console format, where a newline forges a line
     plain.mkdir()
     listing = measured_run(
         {**config_of(hostile), "export_ids": []}, plain, env={"NETRC": str(netrc)}
     )
 
-    assert run.returncode == 1
-    assert f"Export {EXPORT}: HTTP 500 from Oktopost" in run.stderr
-    assert '"exception"' not in run.stderr or "X-Amz" not in run.stderr
     assert_no_secret(hostile, run.output)
+    assert run.returncode == 1
+    assert faults.details >= 3  # discovery's, the sync's, the failed refresh
+    assert f"Export {EXPORT}: HTTP 500 from Oktopost" in run.stderr
+    assert_no_secret(hostile, listing.output)
     assert listing.returncode == 1
     assert "forged\\nERROR | tap-oktopost | all is well\\x1b[2J" in listing.stderr
     assert "forged\nERROR" not in listing.stderr
     assert "\x1b" not in listing.stderr
-    assert_no_secret(hostile, listing.output)
     for seen in hostile.seen:
         if seen.path.startswith("/files/"):
             assert "Authorization" not in seen.headers
+
+
+def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faults(
+    meltano_base_env: dict[str, str], hostile: Hostile, tmp_path: Path
+) -> None:
+    """`meltano run` as a user runs it, Meltano's JSON log format at DEBUG, the tap
+    logging through the SDK's structured formatter (Meltano's logging config for a
+    plugin declaring structured-logging). Discovery reads the archives; then the
+    sync meets storage refusing the connection, then a failed link refresh (A), an
+    API error envelope (B) and a 401 (C). Nothing the run leaves holds a secret."""
+    first, second, third = (f"0320000000009{n:02}" for n in range(3))
+    faults = ChainedFaults(hostile, first)
+    listed = [
+        {"Id": export_id, "Status": "active", "Destination": DESTINATION_SECRETS}
+        for export_id in (first, second, third)
+    ]
+    hostile.route("/v2/bi-export", json_answer(listed, key="Exports", Total=3))
+    envelope = {"Id": f"forged for {hostile.api_key[:4]}", "Auth": "refused"}
+    hostile.route(
+        f"/v2/bi-export/{second}", json_answer(envelope, key="Errors", status=400)
+    )
+    refused = {"Auth": "Invalid credentials"}
+    hostile.route(
+        f"/v2/bi-export/{third}", json_answer(refused, key="Errors", status=401)
+    )
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-secret\n")
+    netrc.chmod(0o600)
+    suffix = f"hostile-{tmp_path.name}"
+    env = {
+        **meltano_base_env,
+        "TAP_OKTOPOST_BASE_URL": hostile.base_url,
+        "TAP_OKTOPOST_ACCOUNT_ID": hostile.account_id,
+        "TAP_OKTOPOST_API_KEY": hostile.api_key,
+        "TAP_OKTOPOST_EXPORT_IDS": json.dumps([first, second, third]),
+        "TAP_OKTOPOST_MAX_RETRIES": "0",  # the refresh follows the fault at once
+        "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
+        "NETRC": str(netrc),
+    }
+
+    done = meltano(
+        env,
+        "--log-level=debug",
+        "--log-format=json",
+        "run",
+        f"--state-id-suffix={suffix}",
+        "tap-oktopost",
+        "target-jsonl",
+        check=False,
+    )
+    state = meltano(
+        env, "state", "get", f"test:tap-oktopost-to-target-jsonl:{suffix}", check=False
+    )
+    written = "".join(path.read_text() for path in (tmp_path / "jsonl").glob("*"))
+
+    for text in (done.stdout, done.stderr, state.stdout, state.stderr, written):
+        assert_no_secret(hostile, text)
+    assert done.returncode != 0
+    tap_lines = [
+        json.loads(line)
+        for line in done.stderr.splitlines()
+        if line.startswith("{") and '"tap-oktopost"' in line
+    ]
+    said = "\n".join(str(line.get("event", "")) for line in tap_lines)
+    # urllib3's DEBUG lines name each signed link, without its query string.
+    assert f'"GET /files/{first}.zip?<redacted> HTTP/1.1" 206' in said
+    assert f"Export {first}: HTTP 500 from Oktopost" in said
+    assert f"Export {second}: HTTP 400" in said
+    assert f"Export {third}: HTTP 401" in said
+    assert any(line.get("level") == "debug" for line in tap_lines)
+    assert faults.details >= 3  # discovery's, the sync's, the failed refresh
 
 
 # -- 5. network hygiene -------------------------------------------------------------
@@ -741,9 +985,3 @@ def test_requests_is_at_least_the_release_without_the_netrc_leak() -> None:
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert '"requests>=2.32.4,<3"' in pyproject
     assert tuple(map(int, requests.__version__.split(".")[:3])) >= (2, 32, 4)
-
-
-def test_every_zip_the_tests_build_is_deflated() -> None:
-    # The lying archive above relies on make_zip deflating.
-    info = zipfile.ZipFile(__import__("io").BytesIO(POSTS_ZIP)).infolist()[0]
-    assert info.compress_type == zipfile.ZIP_DEFLATED

@@ -30,7 +30,7 @@ import snowflake.connector as snowflake_connector
 from fakesnow.transforms.stage import LOCAL_BUCKET_PATH
 from snowflake.connector.cursor import SnowflakeCursor
 
-from tests.conftest import building_from_checkout
+from tests.conftest import MELTANO, building_from_checkout, meltano, meltano_env
 from tests.oktopost_stand_in import (
     OktopostStandIn,
     StandInExport,
@@ -41,14 +41,11 @@ from tests.test_targets import (
     CAMPAIGNS_EXPORT,
     DEMO_COUNTS,
     LEADS_EXPORT,
-    MELTANO,
     NEVER_RUN_EXPORT,
     POSTS_EXPORT,
     ROOT,
     Project,
     leads_run,
-    meltano,
-    meltano_env,
     run_posts_again,
 )
 

@@ -18,7 +18,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -39,9 +38,10 @@ from tap_oktopost.ledger import read_bookmarks
 from tap_oktopost.tap import SAMPLE_ROWS
 from tests.conftest import (
     MELTANO_SYS_DIR,
-    building_from_checkout,
+    POSTGRES_PORT,
     config_for,
     csv_text,
+    meltano,
     run_tap,
 )
 from tests.oktopost_stand_in import (
@@ -54,11 +54,10 @@ from tests.oktopost_stand_in import (
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 ROOT = Path(__file__).resolve().parent.parent
-MELTANO = Path(sys.executable).parent / "meltano"
 LOADERS = MELTANO_SYS_DIR / "loaders"
 POSTGRES = {
     "host": "127.0.0.1",
-    "port": os.environ.get("TEST_PG_PORT", "55432"),
+    "port": POSTGRES_PORT,
     "user": "oktopost",
     "password": "oktopost",
     "database": "oktopost",
@@ -171,64 +170,6 @@ def primary_key(schema: str, table: str) -> set[str]:
 
 
 # -- Meltano ----------------------------------------------------------------------
-
-
-def meltano_env(database: Path) -> dict[str, str]:
-    """The environment of every Meltano command: this session's system database."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TAP_OKTOPOST_", "TARGET_", "MELTANO_", "PG"))
-    }
-    env.update(
-        {
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "MELTANO_DATABASE_URI": f"sqlite:///{database}",
-            "MELTANO_SYS_DIR_ROOT": str(MELTANO_SYS_DIR),
-            "TARGET_POSTGRES_PORT": POSTGRES["port"],
-        }
-    )
-    return env
-
-
-def meltano(
-    env: dict[str, str], *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run a Meltano command of the project in its `test` environment."""
-    done = subprocess.run(
-        [str(MELTANO), "--environment=test", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if check and done.returncode != 0:
-        pytest.fail(
-            f"meltano {' '.join(args)} exited {done.returncode}:\n{done.stderr[-6000:]}"
-        )
-    return done
-
-
-NOT_SNOWFLAKE_PLUGINS = (
-    "tap-oktopost",
-    "target-duckdb",
-    "target-postgres",
-    "target-jsonl",
-)
-
-
-@pytest.fixture(scope="session")
-def meltano_base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Start PostgreSQL and install the project's plugins, once per session."""
-    subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "start"], check=True)
-    env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
-    # target-snowflake's emulator (fakesnow) needs Python 3.11: not below it.
-    plugins = [] if sys.version_info >= (3, 11) else [*NOT_SNOWFLAKE_PLUGINS]
-    with building_from_checkout():
-        meltano(env, "install", *plugins)
-    return env
 
 
 @dataclass
