@@ -290,9 +290,16 @@ def meltano(
     env: dict[str, str], *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run a Meltano command of the project in its `test` environment."""
+    return meltano_in(ROOT, env, "--environment=test", *args, check=check)
+
+
+def meltano_in(
+    folder: Path, env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a Meltano command in a project folder; a failure shows what it printed."""
     done = subprocess.run(
-        [str(MELTANO), "--environment=test", *args],
-        cwd=ROOT,
+        [str(MELTANO), *args],
+        cwd=folder,
         env=env,
         capture_output=True,
         text=True,
@@ -301,7 +308,8 @@ def meltano(
     )
     if check and done.returncode != 0:
         pytest.fail(
-            f"meltano {' '.join(args)} exited {done.returncode}:\n{done.stderr[-6000:]}"
+            f"meltano {' '.join(args)} exited {done.returncode}:\n"
+            f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
         )
     return done
 

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from tap_oktopost.tap import TapOktopost
-from tests.conftest import building_from_checkout
+from tests.conftest import building_from_checkout, meltano_in
 from tests.oktopost_stand_in import OktopostStandIn, demo_exports
 from tests.test_targets import DEMO_COUNTS, POSTS_EXPORT
 
@@ -66,21 +66,7 @@ class OutsideProject:
     def meltano(
         self, *args: str, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["meltano", *args],
-            cwd=self.folder,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            pytest.fail(
-                f"meltano {' '.join(args)} exited {done.returncode}:\n"
-                f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
-            )
-        return done
+        return meltano_in(self.folder, self.env, *args, check=check)
 
     def dumped_config(self, env: dict[str, str] | None = None) -> dict[str, Any]:
         """The config file Meltano writes for the tap (`invoke --dump=config`)."""
