@@ -27,7 +27,7 @@ lint: venv
 # only while pytest does. The tests run in parallel, one worker a core (up to 4):
 # most of their time is Meltano and its plugins starting.
 test: lint
-	bash scripts/postgres.sh run $(BIN)/pytest -n auto --maxprocesses 4
+	bash scripts/postgres.sh run $(BIN)/pytest -n auto --maxprocesses 4 --dist worksteal
 
 # Unit and in-process tests only: seconds, for the edit-test loop.
 test-fast: venv
