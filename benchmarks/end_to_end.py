@@ -386,10 +386,14 @@ class EndToEnd:
                 order = [None, *variants]
                 for variant in order[shift:] + order[:shift]:
                     if variant is None:
-                        results.runs.extend(self.tap_alone(config))
+                        runs = self.tap_alone(config)
                     elif variant.compression is not None or repeat == 0:
-                        results.runs.append(self.pipeline(env, variant, rows))
-                    print(f"  {rows:,} rows: {results.runs[-1]}", flush=True)
+                        runs = [self.pipeline(env, variant, rows)]
+                    else:
+                        continue
+                    results.runs.extend(runs)
+                    for run in runs:
+                        print(f"  {rows:,} rows: {run}", flush=True)
             if RECOMMENDED in self.variants:
                 results.parts = self.parts(env, config, rows)
         return results
@@ -568,8 +572,9 @@ Python {platform.python_version()}, {platform.system()} {platform.release()}
   variants run {args.repeats} times (RECORDs once) in rotating order with the tap
   alone and the floor; ratios are against the tap alone (RECORDs to /dev/null) of
   the same run
-- recommended: BATCH files `compression: {RECOMMENDED.compression}`, `batch_size:
-  {RECOMMENDED.batch_size}`; target-postgres {recommended}
+- recommended (the README's configuration): BATCH files `compression:
+  {RECOMMENDED.compression}`, `batch_size: {RECOMMENDED.batch_size}`;
+  target-postgres {recommended}
 - peak RSS: `VmHWM` of the tap's and the target's processes polled every 0.1 s
   (Meltano's own process not counted); the tap alone and the parts: `ru_maxrss`
   (benchmarks/measure.py){note}
