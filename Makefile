@@ -48,5 +48,9 @@ clean:
 	-bash scripts/postgres.sh clean
 	rm -rf $(VENV) .meltano output .postgres
 
+# The tap against the floor (bench.py), then end to end: `meltano run` into this
+# clone's PostgreSQL, started on a free port for the run (end_to_end.py installs the
+# plugins if missing). Both write benchmarks/results.md.
 bench: venv
 	$(BIN)/python benchmarks/bench.py
+	bash scripts/postgres.sh run $(BIN)/python benchmarks/end_to_end.py

@@ -572,6 +572,15 @@ Every run:
 """
 
 
+def write_keeping_end_to_end(path: Path, document: str) -> None:
+    """Write the results, keeping the end_to_end.py section an earlier run wrote."""
+    heading = "\n## End to end\n"
+    earlier = path.read_text(encoding="utf-8") if path.exists() else ""
+    kept = earlier.partition(heading)[2]
+    text = f"{document.rstrip()}\n{heading}{kept}" if kept else document
+    path.write_text(text, encoding="utf-8")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -623,7 +632,7 @@ def main(argv: list[str] | None = None) -> None:
         for rows in args.size_list:
             results.append(bench.run_size(rows))
     document = report(results, args, time.perf_counter() - start)
-    args.output.write_text(document, encoding="utf-8")
+    write_keeping_end_to_end(args.output, document)
     print()
     print(table(results))
     print(f"\nwritten to {args.output}")
