@@ -269,11 +269,16 @@ def _field_limit_restored() -> Any:
 
 
 def meltano_env(database: Path) -> dict[str, str]:
-    """The environment of every Meltano command: this session's system database."""
+    """The environment of every Meltano command: this session's system database.
+
+    The plugins may write their bytecode: with PYTHONDONTWRITEBYTECODE, Meltano's uv
+    venvs hold none and every run compiles the plugins' imports again.
+    """
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TAP_OKTOPOST_", "TARGET_", "MELTANO_", "PG"))
+        and key != "PYTHONDONTWRITEBYTECODE"
     }
     env.update(
         {

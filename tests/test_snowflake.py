@@ -176,13 +176,8 @@ def staged_files(project: Project) -> list[Path]:
 def snowflake_base_env(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
-    """Install the tap and the loader once per session (no PostgreSQL needed).
-
-    The plugins may write their bytecode: with PYTHONDONTWRITEBYTECODE, Meltano's uv
-    venvs hold none and every run would compile the loader's imports again.
-    """
+    """Install the tap and the loader once per session (no PostgreSQL needed)."""
     env = meltano_env(tmp_path_factory.mktemp("meltano") / "meltano.db")
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with building_from_checkout():
         meltano(env, "install", "tap-oktopost", TARGET)
     yield env
