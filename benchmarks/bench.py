@@ -505,15 +505,20 @@ def code_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def code_version(results: list[SizeResult]) -> str:
-    """Name the tap code measured: the commit, and the hashes of the working files."""
-    commit = subprocess.run(
+def short_commit() -> str:
+    """Give the checkout's commit, short."""
+    return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
         capture_output=True,
         text=True,
         cwd=ROOT,
         check=False,
     ).stdout.strip()
+
+
+def code_version(results: list[SizeResult]) -> str:
+    """Name the tap code measured: the commit, and the hashes of the working files."""
+    commit = short_commit()
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--", "tap_oktopost"],  # noqa: S607
         capture_output=True,

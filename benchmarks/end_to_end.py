@@ -38,7 +38,15 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import BENCH_DIR, EXPORT_ID, ROOT, STREAM, posts_export, write_archive
+from bench import (
+    BENCH_DIR,
+    EXPORT_ID,
+    ROOT,
+    STREAM,
+    posts_export,
+    short_commit,
+    write_archive,
+)
 
 from tests.oktopost_stand_in import OktopostStandIn
 
@@ -543,13 +551,7 @@ def section(results: list[SizeResults], args: argparse.Namespace, took: float) -
     """Give the results file's end-to-end section."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = shlex.join(["python", "benchmarks/end_to_end.py", *sys.argv[1:]])
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    ).stdout.strip()
+    commit = short_commit()
     skipped = [r.rows for r in results if r.rows > args.records_max_rows]
     note = (
         f"\n- RECORDs not run at {', '.join(f'{rows:,}' for rows in skipped)} rows "
