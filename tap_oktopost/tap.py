@@ -379,6 +379,7 @@ class TapOktopost(Tap):
         """Run the command line; a failure the tap explains ends in one ERROR line."""
         try:
             if kwargs.get("state") is not None:
+                # Read and check it here: the SDK fails deep inside on a wrong shape.
                 kwargs["state"] = io.StringIO(
                     json.dumps(read_state_file(kwargs["state"]))
                 )
