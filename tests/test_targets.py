@@ -1111,19 +1111,7 @@ print(json.dumps({
 
 def test_duckdb_gets_the_demo(demo: Project) -> None:
     demo.run("target-duckdb")
-    done = subprocess.run(
-        [
-            str(LOADERS / "target-duckdb" / "venv" / "bin" / "python"),
-            "-c",
-            DUCKDB_COUNTS,
-            str(demo.folder / "test.duckdb"),
-            demo.schema,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(done.stdout) == DEMO_COUNTS
+    assert in_duckdb(demo, DUCKDB_COUNTS) == DEMO_COUNTS
 
 
 DUCKDB_ROWS = """
@@ -1136,22 +1124,30 @@ print(json.dumps([dict(zip(names, row)) for row in cursor.fetchall()], default=s
 """
 
 
-def duckdb_rows(project: Project, query: str) -> list[dict[str, Any]]:
-    """Rows of a query in the test's DuckDB schema; values JSON can't hold are text."""
+def in_duckdb(project: Project, script: str, *args: str) -> Any:
+    """What a script printed as JSON, run on the test's DuckDB file and schema.
+
+    It runs in target-duckdb's own venv, which has the duckdb module.
+    """
     done = subprocess.run(
         [
             str(LOADERS / "target-duckdb" / "venv" / "bin" / "python"),
             "-c",
-            DUCKDB_ROWS,
+            script,
             str(project.folder / "test.duckdb"),
             project.schema,
-            query,
+            *args,
         ],
         capture_output=True,
         text=True,
         check=True,
     )
-    rows: list[dict[str, Any]] = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def duckdb_rows(project: Project, query: str) -> list[dict[str, Any]]:
+    """Rows of a query in the test's DuckDB schema; values JSON can't hold are text."""
+    rows: list[dict[str, Any]] = in_duckdb(project, DUCKDB_ROWS, query)
     return rows
 
 
