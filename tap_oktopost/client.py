@@ -454,8 +454,8 @@ class RequestDeadline:
     request. While this is entered, the requests this thread makes (redirects
     included) on a session from `CredentialFreeSession` are watched: at the
     deadline a watcher thread shuts their sockets down, which wakes the read
-    blocked on them, and `expired` says why the request failed. `extend` moves the
-    deadline, for a download making progress.
+    blocked on them, and `ended` says whether that broke the request. `extend`
+    moves the deadline, for a download making progress.
     """
 
     _current = threading.local()
@@ -487,6 +487,10 @@ class RequestDeadline:
     def extend(self) -> None:
         """Give the request its time again, from now."""
         self.deadline = time.monotonic() + self.seconds
+
+    def ended(self, error: requests.RequestException) -> bool:
+        """Say whether the deadline, not the socket's own timeout, broke a request."""
+        return self.expired and not isinstance(error, requests.Timeout)
 
     @classmethod
     def watch(cls, connection: HTTPConnection) -> None:
@@ -729,7 +733,7 @@ class OktopostClient:
             except requests.RequestException as error:
                 failure = (
                     too_slow(what)
-                    if watch.expired and not isinstance(error, requests.Timeout)
+                    if watch.ended(error)
                     else request_error(error, what, target=self.base_url)
                 )
         if failure is not None:

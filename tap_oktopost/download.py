@@ -292,7 +292,7 @@ class RemoteFile(io.RawIOBase):
             except requests.RequestException as error:
                 said = (
                     "the answer did not come whole within the request_timeout setting"
-                    if watch.expired and not isinstance(error, requests.Timeout)
+                    if watch.ended(error)
                     else type(error).__name__
                 )
                 failure = RangeReadError(f"{self.where}, {asked}: {said}")
@@ -480,7 +480,7 @@ class ArchiveStore:
         except requests.TooManyRedirects:
             failure = OktopostError(f"{where}: the storage redirects in a loop")
         except requests.RequestException as error:
-            stalled = watch.expired and not isinstance(error, requests.Timeout)
+            stalled = watch.ended(error)
             failure = RetriableDownloadError(
                 self._stalled(where) if stalled else broken_off(where, error)
             )
