@@ -6,6 +6,7 @@ import contextlib
 import copy
 import csv
 import fcntl
+import gzip
 import io
 import json
 import logging
@@ -62,6 +63,12 @@ def building_from_checkout() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def batch_file_lines(path: Path) -> list[bytes]:
+    """The JSON lines of a BATCH file the tap wrote, gzipped or plain."""
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).splitlines()
 
 
 def config_for(stand_in: OktopostStandIn, **settings: Any) -> dict[str, Any]:

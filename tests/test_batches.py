@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -18,6 +17,7 @@ from tap_oktopost.csv_data import RecordBuilder
 from tap_oktopost.ledger import read_bookmarks
 from tests.conftest import (
     TapRun,
+    batch_file_lines,
     config_for,
     csv_text,
     deselect,
@@ -63,12 +63,9 @@ def serve_all(stand_in: OktopostStandIn) -> None:
 
 
 def file_records(url: str) -> list[dict[str, Any]]:
-    path = Path(urlparse(url).path)
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
     return [
-        json.loads(line, parse_float=Decimal) for line in data.decode().splitlines()
+        json.loads(line, parse_float=Decimal)
+        for line in batch_file_lines(Path(urlparse(url).path))
     ]
 
 

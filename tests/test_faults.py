@@ -25,6 +25,7 @@ from tap_oktopost.ledger import read_bookmarks
 from tests.conftest import (
     TAP,
     TapRun,
+    batch_file_lines,
     config_for,
     csv_text,
     export_with,
@@ -441,9 +442,7 @@ def url_path(url: str) -> Path:
 
 
 def file_records(path: Path) -> list[dict[str, Any]]:
-    return [
-        json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()
-    ]
+    return [json.loads(line) for line in batch_file_lines(path)]
 
 
 def loaded_rows(messages: list[dict[str, Any]]) -> dict[tuple[Any, ...], Any]:

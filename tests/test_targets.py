@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import gzip
 import io
 import json
 import os
@@ -39,6 +38,7 @@ from tap_oktopost.tap import SAMPLE_ROWS
 from tests.conftest import (
     MELTANO_SYS_DIR,
     POSTGRES_PORT,
+    batch_file_lines,
     config_for,
     csv_text,
     meltano,
@@ -462,14 +462,9 @@ def loaded_differences(schema: str, expected_schema: str) -> list[tuple[Any, ...
     return differences
 
 
-def file_lines(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    return (gzip.decompress(data) if path.suffix == ".gz" else data).splitlines()
-
-
 def file_rows(root: Path) -> int:
     """The rows the BATCH files under a root hold, each file at most 15."""
-    counts = [len(file_lines(path)) for path in root.iterdir()]
+    counts = [len(batch_file_lines(path)) for path in root.iterdir()]
     assert all(0 < count <= 15 for count in counts), counts
     return sum(counts)
 
