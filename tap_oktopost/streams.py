@@ -225,11 +225,7 @@ class ExportFileStream(OktopostStream):
         pinned = self.oktopost.pinned_types(self.name)
         policy = self.oktopost.column_typing
         properties = self.effective_schema["properties"]
-        declared = {
-            name: column_type_of(column)
-            for name, column in properties.items()
-            if name not in METADATA_PROPERTIES
-        }
+        declared = self._column_types()
         # Columns whose type the values cannot change are not scanned, and the
         # others start from the catalog's type: a text column costs nothing.
         fixed = {
@@ -280,6 +276,14 @@ class ExportFileStream(OktopostStream):
             description = properties.get(name, {}).get("description", headers.get(name))
             new_properties[name] = property_schema(column_type, description or name)
         self._use_properties(new_properties)
+
+    def _column_types(self) -> dict[str, ColumnType]:
+        """Give the CSV columns' types in the stream's schema, metadata aside."""
+        return {
+            name: column_type_of(column)
+            for name, column in self.effective_schema["properties"].items()
+            if name not in METADATA_PROPERTIES
+        }
 
     def _use_properties(self, properties: dict[str, Any]) -> None:
         """Give the stream its schema for this sync: the one seam for schema changes.
@@ -403,9 +407,8 @@ class ExportFileStream(OktopostStream):
             return
         plan = self.oktopost.sync_plan
         self.stream_state[COLUMN_TYPES_KEY] = {
-            name: column_type_of(column).value
-            for name, column in self.effective_schema["properties"].items()
-            if name not in METADATA_PROPERTIES
+            name: column_type.value
+            for name, column_type in self._column_types().items()
         }
         assert load.run.run_at is not None  # noqa: S101
         plan.ledger.table_received(load.run.export_id, self.name, load.run.run_at)
