@@ -361,6 +361,8 @@ class ArchiveStore:
         self._folder: Path | None = None
         self._file_numbers = itertools.count(1)
         self._archives: dict[str, ExportArchive] = {}
+        self._refused: dict[str, tuple[str | None, UnloadableExportError]] = {}
+        """Runs whose file this process found it cannot load, and why."""
 
     def archive(self, run: ExportRun, *, headers_only: bool = False) -> ExportArchive:
         """Give the run's archive, downloading it unless this process already did.
@@ -372,6 +374,9 @@ class ArchiveStore:
         held = self._archives.get(run.export_id)
         if held is not None and held.run.run_at == run.run_at:
             return held
+        refused = self._refused.get(run.export_id)
+        if refused is not None and refused[0] == run.run_at:
+            raise refused[1]  # too large or a bomb: no second download to find out
         self.discard(run.export_id)
         current = run
 
@@ -384,7 +389,11 @@ class ArchiveStore:
             current = self._fresh_link(run)  # outside the handler: no chained error
             raise failure
 
-        archive = self._retrying(attempt)
+        try:
+            archive = self._retrying(attempt)
+        except UnloadableExportError as error:
+            self._refused[run.export_id] = (run.run_at, error)
+            raise
         try:
             self._log_skipped(archive)
             archive.check_limits(self.max_uncompressed_bytes)
@@ -394,8 +403,10 @@ class ArchiveStore:
                     "archive holds no CSV file"
                 )
                 raise NotCsvExportError(message)
-        except OktopostError:
+        except OktopostError as error:
             archive.delete()
+            if isinstance(error, UnloadableExportError):
+                self._refused[run.export_id] = (run.run_at, error)
             raise
         if archive.path is not None:
             self._archives[run.export_id] = archive

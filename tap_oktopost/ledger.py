@@ -5,13 +5,18 @@ state keeps one entry per export, a partition `{"Id": ...}` of the detail stream
 
     {"context": {"Id": "032..."},
      "run": "2026-11-27T10:00:00+00:00",
-     "tables": {"posts": "2026-11-27T10:00:00+00:00", "campaigns": null}}
+     "file": "2026-11-27-Posts-Report.zip",
+     "tables": {"posts": "2026-11-27T10:00:00+00:00", "campaigns": null},
+     "earlier": {"2026-11-26T10:00:00+00:00": "2026-11-26-Posts-Report.zip"}}
 
-`run` is the run whose detail record and selected tables all went out; `tables` maps
-every table of that run to the run it last received (null: never, because it was
-deselected or not yet in the catalog), so a table selected later still gets the run.
-State written by earlier versions (`replication_key_value` alone) reads as a run
-every table received.
+`run` is the run whose detail record and selected tables all went out, `file` the
+name of that run's file: a re-run that Oktopost dates like the run loaded comes in a
+file of another name, and is loaded. `tables` maps every table of that run to the
+run it last received (null: never, because it was deselected), so a table selected
+later still gets the run. `earlier` keeps the runs loaded before, with their files,
+so that loading a run dated like one of them can say which rows may mix. State
+written by earlier versions (`replication_key_value` alone, or no `file`) reads as a
+run every table received, from whatever file comes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
 
 EXPORTS_STREAM = "active_export_metadata"
 """The stream whose state partitions hold the bookmarks."""
+EARLIER_RUNS_KEPT = 50
+"""Runs remembered per export besides the loaded one: weeks of daily runs."""
 
 
 @dataclass
@@ -35,28 +42,59 @@ class ExportBookmark:
 
     run: str | None = None
     tables: dict[str, str | None] = field(default_factory=dict)
+    file: str | None = None
+    earlier: dict[str, str | None] = field(default_factory=dict)
+
+    def is_loaded_run(self, run_at: str, file: str | None) -> bool:
+        """Say whether the run is the one loaded: same date, and no other file."""
+        return self.run == run_at and (
+            self.file is None or file is None or self.file == file
+        )
 
     def tables_due(
-        self, run_at: str, in_run: Iterable[str], selected: Collection[str]
+        self,
+        run_at: str,
+        in_run: Iterable[str],
+        selected: Collection[str],
+        file: str | None = None,
     ) -> list[str]:
-        """Give the selected tables of the run that have not received it."""
+        """Give the selected tables of the run that have not received it.
+
+        A table received the run only from the run's own file: a re-run dated like
+        the loaded run, in another file, is due in every table.
+        """
+        received = (
+            self.tables
+            if self.run != run_at or self.is_loaded_run(run_at, file)
+            else {}
+        )
         return sorted(
             table
             for table in in_run
-            if table in selected and self.tables.get(table) != run_at
+            if table in selected and received.get(table) != run_at
         )
 
-    def is_complete(self, run_at: str) -> bool:
+    def is_complete(self, run_at: str, file: str | None = None) -> bool:
         """Say whether every table of the run received it."""
-        return self.run == run_at and all(
+        return self.is_loaded_run(run_at, file) and all(
             received == run_at for received in self.tables.values()
         )
 
-    def needs_archive(self, run_at: str, selected: Collection[str]) -> bool:
+    def needs_archive(
+        self, run_at: str, selected: Collection[str], file: str | None = None
+    ) -> bool:
         """Say whether the run's archive holds anything still to send."""
-        if self.run != run_at:
+        if not self.is_loaded_run(run_at, file):
             return True
-        return bool(self.tables_due(run_at, self.tables, selected))
+        return bool(self.tables_due(run_at, self.tables, selected, file))
+
+    def loaded_file(self, run_at: str) -> tuple[bool, str | None]:
+        """Say whether a run of this date was loaded before, and from which file."""
+        if self.run == run_at:
+            return True, self.file
+        if run_at in self.earlier:
+            return True, self.earlier[run_at]
+        return False, None
 
 
 class StateLayoutError(OktopostError):
@@ -148,9 +186,13 @@ def read_bookmarks(state: Mapping[str, Any] | None) -> dict[str, ExportBookmark]
 def _bookmark_of(partition: Mapping[str, Any]) -> ExportBookmark:
     if "run" in partition:
         tables = partition.get("tables")
+        earlier = partition.get("earlier")
+        file = partition.get("file")
         return ExportBookmark(
             run=partition["run"] or None,
             tables=dict(tables) if isinstance(tables, dict) else {},
+            file=file if isinstance(file, str) else None,
+            earlier=dict(earlier) if isinstance(earlier, dict) else {},
         )
     legacy = partition.get("replication_key_value")
     return ExportBookmark(run=str(legacy) if legacy else None)
@@ -184,11 +226,22 @@ class RunLedger:
         self._write(export_id, bookmark)
 
     def run_received(
-        self, export_id: str, run_at: str, tables_in_run: Iterable[str]
+        self,
+        export_id: str,
+        run_at: str,
+        tables_in_run: Iterable[str],
+        file: str | None = None,
     ) -> None:
         """Note that the run's detail record and every selected table went out."""
         bookmark = self.bookmark(export_id)
+        if bookmark.run is not None and not bookmark.is_loaded_run(run_at, file):
+            bookmark.earlier.pop(bookmark.run, None)
+            bookmark.earlier[bookmark.run] = bookmark.file
+            bookmark.earlier.pop(run_at, None)
+            for old in list(bookmark.earlier)[:-EARLIER_RUNS_KEPT]:
+                del bookmark.earlier[old]
         bookmark.run = run_at
+        bookmark.file = file
         bookmark.tables = {
             table: run_at if bookmark.tables.get(table) == run_at else None
             for table in sorted(tables_in_run)
@@ -200,5 +253,7 @@ class RunLedger:
         partition.pop("replication_key", None)
         partition.pop("replication_key_value", None)
         partition["run"] = bookmark.run
+        partition["file"] = bookmark.file
         partition["tables"] = dict(bookmark.tables)
+        partition["earlier"] = dict(bookmark.earlier)
         self.flush()

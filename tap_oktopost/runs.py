@@ -7,11 +7,12 @@ every value the sync sends. Archives live on local disk until their run is done.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tap_oktopost.client import OktopostError
-from tap_oktopost.download import NotCsvExportError, UnloadableExportError
+from tap_oktopost.client import OktopostError, printable
+from tap_oktopost.download import NotCsvExportError
 
 if TYPE_CHECKING:
     import logging
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from tap_oktopost.download import ArchiveStore, ExportArchive
     from tap_oktopost.exports import ExportRun
-    from tap_oktopost.ledger import RunLedger
+    from tap_oktopost.ledger import ExportBookmark, RunLedger
 
 
 @dataclass
@@ -66,61 +67,121 @@ class SyncPlan:
         selected_tables: Collection[str],
         known_tables: Collection[str],
     ) -> None:
-        """Fetch each export's detail and download the archives holding rows due."""
+        """Fetch each export's detail and download the archives holding rows due.
+
+        Every export's current run is looked at here, whatever discovery saw: a run
+        is loaded only when each of its CSV files has a table in the catalog.
+        """
         for export_id in export_ids:
             try:
-                load = self._prepare_export(export_id, selected_tables)
+                load = self._prepare_export(export_id, selected_tables, known_tables)
             except OktopostError as error:
                 self.fail(export_id, error)
                 continue
             if load is not None:
                 self.loads[export_id] = load
-                self._warn_of_unknown_tables(load, known_tables)
+                self._fail_unknown_tables(load, known_tables)
 
     def _prepare_export(
-        self, export_id: str, selected_tables: Collection[str]
+        self,
+        export_id: str,
+        selected_tables: Collection[str],
+        known_tables: Collection[str],
     ) -> RunLoad | None:
         run = self.fetch_run(export_id)
         if run.run_at is None:
             self.logger.info("Export %s has not run yet: no files", export_id)
             return RunLoad(run, moves_bookmark=False)
+        file = run.record.get("LastRunFile")
         bookmark = self.ledger.bookmark(export_id)
-        if not bookmark.needs_archive(run.run_at, selected_tables):
+        if not bookmark.needs_archive(run.run_at, selected_tables, file):
             self.logger.info("Export %s: run %s is loaded", export_id, run.run_at)
             return None
-        if not selected_tables:
+        if not selected_tables and known_tables:
             return RunLoad(run, moves_bookmark=False)
+        self._warn_of_a_run_out_of_order(run, bookmark)
         try:
             archive = self.archives.archive(run)
         except NotCsvExportError as error:
             self.logger.warning("%s. Nothing to load from this run.", error)
             return RunLoad(run)
-        except UnloadableExportError as error:
-            self.logger.warning("%s. The other exports still load.", error)
-            return None
-        due = bookmark.tables_due(run.run_at, archive.tables, selected_tables)
+        due = bookmark.tables_due(run.run_at, archive.tables, selected_tables, file)
         return RunLoad(run, archive, due)
 
-    def _warn_of_unknown_tables(self, load: RunLoad, known: Collection[str]) -> None:
+    def _warn_of_a_run_out_of_order(
+        self, run: ExportRun, bookmark: ExportBookmark
+    ) -> None:
+        """Say when a run comes dated before, or like, one already loaded.
+
+        Oktopost may re-run a job: its rows load under the key the earlier file's
+        rows have, so where the earlier file had more rows, or other files, those
+        remain beside the new ones; their sync_timestamp tells them apart.
+        """
+        assert run.run_at is not None  # noqa: S101
+        file = run.record.get("LastRunFile")
+        if bookmark.is_loaded_run(run.run_at, file):
+            return  # a table selected since asks for the run again
+        if bookmark.run is not None and _instant(run.run_at) < _instant(bookmark.run):
+            self.logger.warning(
+                "Export %s: its run of %s is dated before the run already loaded "
+                "(%s); loading it",
+                run.export_id,
+                run.run_at,
+                bookmark.run,
+            )
+        loaded, earlier_file = bookmark.loaded_file(run.run_at)
+        if loaded:
+            self.logger.warning(
+                "Export %s: a run dated %s was loaded before, from file %s; this "
+                "run's file, %s, loads under the same key (export_id, "
+                "_sdc_export_run_at, _sdc_source_file, _sdc_row_number). Rows of "
+                "the earlier file that this one lacks remain in its tables: those "
+                "of export_id %s and _sdc_export_run_at %s with a sync_timestamp "
+                "before this sync's",
+                run.export_id,
+                run.run_at,
+                printable(str(earlier_file or "of unknown name")),
+                printable(str(file)),
+                run.export_id,
+                run.run_at,
+            )
+            bookmark.tables.clear()
+
+    def _fail_unknown_tables(self, load: RunLoad, known: Collection[str]) -> None:
+        """Fail a run whose files hold tables the catalog lacks: rows would be lost."""
         if load.archive is None:
             return
         if unknown := sorted(set(load.archive.tables) - set(known)):
-            self.logger.warning(
-                "Export %s: its run of %s has files for tables the catalog lacks "
-                "(%s). Discover again (Meltano does so by default with "
-                "use_cached_catalog: false) and the next sync loads them.",
-                load.run.export_id,
-                load.run.run_at,
-                ", ".join(unknown),
+            message = (
+                f"Export {load.run.export_id}: its run of {load.run.run_at} has "
+                f"files for tables the catalog lacks ({', '.join(unknown)}); the "
+                "run stays unloaded. Discover again (in Meltano, use_cached_catalog: "
+                "false, or `meltano invoke tap-oktopost --discover`) and the next "
+                "sync loads them"
             )
+            self.fail(load.run.export_id, OktopostError(message), tables=())
 
-    def fail(self, export_id: str, error: Exception) -> None:
-        """Note an export that failed; its tables still due get nothing more."""
+    def fail(
+        self,
+        export_id: str,
+        error: Exception,
+        *,
+        tables: Collection[str] | None = None,
+    ) -> None:
+        """Note that an export's run will not be loaded whole in this sync.
+
+        `tables` are the ones that get nothing more (None: every table still due);
+        the others still load and keep their own bookmarks.
+        """
         self.logger.error("%s", error)
         self.failures.setdefault(export_id, str(error))
         load = self.loads.get(export_id)
         if load is not None:
-            load.tables_due = []
+            load.tables_due = (
+                []
+                if tables is None
+                else [table for table in load.tables_due if table not in tables]
+            )
 
     def finish(self, export_id: str) -> None:
         """Move the export's bookmark once its detail record and tables are out."""
@@ -135,7 +196,9 @@ class SyncPlan:
             and export_id not in self.failures
         ):
             tables = load.archive.tables if load.archive is not None else ()
-            self.ledger.run_received(export_id, load.run.run_at, tables)
+            self.ledger.run_received(
+                export_id, load.run.run_at, tables, load.run.record.get("LastRunFile")
+            )
 
     def failure_summary(self) -> str:
         """Name every export that failed, for the sync's last line."""
@@ -143,3 +206,11 @@ class SyncPlan:
             f"Exports failed ({len(self.failures)}), the others loaded: "
             f"{'; '.join(self.failures.values())}"
         )
+
+
+def _instant(moment: str) -> datetime.datetime:
+    """Read a bookmark's RFC 3339 date, to compare runs in time, not as text."""
+    try:
+        return datetime.datetime.fromisoformat(moment)
+    except ValueError:
+        return datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)

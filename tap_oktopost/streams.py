@@ -240,6 +240,7 @@ class ExportFileStream(OktopostStream):
         headers: dict[str, str] = {}
         for load in list(plan.loads.values()):
             archive = load.archive
+            scans: dict[str, MemberScan] = {}
             for member in load.members(self.name):
                 assert archive is not None  # noqa: S101
                 try:
@@ -252,7 +253,18 @@ class ExportFileStream(OktopostStream):
                     failure = member_error(archive, member, error, TYPE_SCAN)
                     plan.fail(load.run.export_id, failure)
                     break
-                self._scans[archive.run.export_id, member] = scan
+                if missing := self._missing_key_columns(scan):
+                    plan.fail(
+                        load.run.export_id,
+                        self._missing_keys_error(load, member, missing),
+                        tables=[self.name],
+                    )
+                    break
+                scans[member] = scan
+            if self.name not in load.tables_due:
+                continue  # its export, or this table of it, failed
+            for member, scan in scans.items():
+                self._scans[load.run.export_id, member] = scan
                 for name, cell, found in zip(
                     scan.names, scan.header, scan.types, strict=True
                 ):
@@ -276,6 +288,26 @@ class ExportFileStream(OktopostStream):
             description = properties.get(name, {}).get("description", headers.get(name))
             new_properties[name] = property_schema(column_type, description or name)
         self._use_properties(new_properties)
+
+    def _missing_key_columns(self, scan: MemberScan) -> list[str]:
+        """Give the key columns a file lacks: its rows would go out without a key."""
+        return [
+            key
+            for key in self.primary_keys or ()
+            if key not in METADATA_PROPERTIES and key not in scan.names
+        ]
+
+    def _missing_keys_error(
+        self, load: RunLoad, member: str, missing: list[str]
+    ) -> OktopostError:
+        return OktopostError(
+            f"Setting primary_keys: table {self.name} is keyed by "
+            f"{', '.join(self.primary_keys or ())}, but export "
+            f"{load.run.export_id}'s file {printable(member)} has no column "
+            f"{', '.join(missing)}; that table of the export is not loaded and its "
+            "bookmark stays. Give the table a key its files all have, or fix the "
+            "export"
+        )
 
     def _column_types(self) -> dict[str, ColumnType]:
         """Give the CSV columns' types in the stream's schema, metadata aside."""

@@ -51,6 +51,7 @@ from tap_oktopost.download import (
     DEFAULT_MAX_DISK_BYTES,
     ArchiveStore,
     ExportArchive,
+    NotCsvExportError,
 )
 from tap_oktopost.exports import ExportRun
 from tap_oktopost.ledger import (
@@ -495,7 +496,7 @@ class TapOktopost(Tap):
                     self.logger.info("Export %s has not run yet: no files", export_id)
                     continue
                 if export_id in bookmarks and bookmarks[export_id].is_complete(
-                    run.run_at
+                    run.run_at, run.record.get("LastRunFile")
                 ):
                     continue  # a sync given this state has nothing of it to load
                 archive = self.archives.archive(run, headers_only=True)
@@ -504,8 +505,16 @@ class TapOktopost(Tap):
                 finally:
                     if archive.path is None:
                         archive.delete()
+            except NotCsvExportError as error:
+                self.logger.warning("%s. It has no table to discover.", error)
             except OktopostError as error:
-                self.logger.warning("Discovery skips export %s: %s", export_id, error)
+                self.logger.warning(
+                    "Discovery leaves export %s out of the catalog: %s. A sync with "
+                    "this catalog fails that export, loading the others, until a "
+                    "discovery reads it",
+                    export_id,
+                    error,
+                )
         streams = []
         for name, shape in sorted(shapes.items()):
             schema = shape.json_schema(self.pinned_types(name))

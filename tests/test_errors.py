@@ -360,7 +360,8 @@ def unfit_value(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
 
 @case(
     "Export <id>: its run of <date> has files for tables the catalog lacks "
-    "(<tables>)..."
+    "(<tables>)...",
+    failed_exports=1,
 )
 def catalog_lacks_a_table(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     catalog = tap(stand_in, tmp_path, discover=True).messages[0]
@@ -368,6 +369,49 @@ def catalog_lacks_a_table(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
         entry for entry in catalog["streams"] if entry["tap_stream_id"] != "campaigns"
     ]
     return tap(stand_in, tmp_path, catalog=catalog)
+
+
+@case("Discovery leaves export <id> out of the catalog: ...")
+def export_unreadable_at_discovery(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    return tap(stand_in, tmp_path, settings={"max_archive_bytes": 100}, discover=True)
+
+
+@case(
+    "Setting primary_keys: table <t> is keyed by <cols>, but export <id>'s file <f> "
+    "has no column <c>...",
+    failed_exports=1,
+)
+def file_without_a_key_column(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    keyed = csv_text([["Post ID", "Clicks"], ["1", "3"]])
+    unkeyed = csv_text([["Clicks"], ["4"]])
+    stand_in.add_export(export_with(POSTS, {"Posts.csv": keyed}))
+    stand_in.add_export(export_with(CAMPAIGNS, {"Posts.csv": unkeyed}))
+    settings = {"primary_keys": {"posts": ["post_id"]}}
+    return tap(stand_in, tmp_path, settings=settings)
+
+
+@case(
+    "Export <id>: its run of <date> is dated before the run already loaded "
+    "(<date>); loading it"
+)
+def run_dated_back(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    leads = {"Leads.csv": csv_text([["Lead ID"], ["1"]])}
+    stand_in.add_export(export_with(POSTS, leads, "2026-11-02"))
+    state = tap(stand_in, tmp_path).final_state
+    stand_in.set_run(POSTS, make_zip(leads), "2026-11-01")
+    return tap(stand_in, tmp_path, state=state)
+
+
+@case(
+    "Export <id>: a run dated <date> was loaded before, from file <f>; this run's "
+    "file, <f>, loads under the same key ..."
+)
+def run_dated_like_an_earlier_one(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    leads = {"Leads.csv": csv_text([["Lead ID"], ["1"]])}
+    stand_in.add_export(export_with(POSTS, leads, "2026-11-01"))
+    state = tap(stand_in, tmp_path).final_state
+    stand_in.set_run(POSTS, make_zip(leads), "2026-11-01", "rerun.zip")
+    return tap(stand_in, tmp_path, state=state)
 
 
 @case(

@@ -295,10 +295,14 @@ def test_a_download_stops_at_max_archive_bytes_and_is_not_retried(
     run.figures(f"2 GiB download, Content-Length {declared}")
 
     # Discovery reads the archive first (this storage ignores Range): a warning,
-    # as for an archive over max_uncompressed_bytes; the others would load.
-    assert run.returncode == 0
+    # then the sync fails the export (its run would be lost) without downloading
+    # it again; the others would load.
+    assert run.returncode == 1
     assert (
-        f"Discovery skips export {EXPORT}: Export {EXPORT}: its last run's file is "
+        f"Export {EXPORT}: its last run's file is over the max_archive_bytes setting"
+    ) in run.stderr.split("Discovery leaves", 1)[1].split("\n", 1)[1]
+    assert (
+        f"Discovery leaves export {EXPORT} out of the catalog: Export {EXPORT}: its last run's file is "
         f"over the max_archive_bytes setting ({limit} bytes); the download stopped "
         "there"
     ) in run.stderr
@@ -491,9 +495,11 @@ def test_a_download_trickling_a_byte_at_a_time_is_cut_off_as_stalled(
     run = measured_run(config_of(hostile, request_timeout=1), tmp_path, timeout=20)
     run.figures(f"trickled download ({trickling.__name__})")
 
-    assert run.returncode == 0  # discovery skips the export, with a warning
+    # Discovery leaves the export out, with a warning; the sync stalls again on
+    # it and fails it.
+    assert run.returncode == 1
     assert (
-        f"Discovery skips export {EXPORT}: Export {EXPORT}: downloading "
+        f"Discovery leaves export {EXPORT} out of the catalog: Export {EXPORT}: downloading "
         f"{hostile.origin}/files/{EXPORT}.zip: stalled, under 1048576 bytes in 1 s "
         "(request_timeout)"
     ) in run.stderr

@@ -92,7 +92,7 @@ def test_the_ledger_writes_a_table_then_the_run_and_flushes_each_time() -> None:
     )
     ledger.run_received("A", RUN_2, ["posts", "stats"])
     assert read_bookmarks(flushes[-1])["A"] == ExportBookmark(
-        run=RUN_2, tables={"posts": RUN_2, "stats": None}
+        run=RUN_2, tables={"posts": RUN_2, "stats": None}, earlier={RUN_1: None}
     )
     assert "replication_key_value" not in partitions["A"]
     assert len(flushes) == 2
