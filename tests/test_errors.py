@@ -395,7 +395,7 @@ def file_without_a_key_column(stand_in: OktopostStandIn, tmp_path: Path) -> TapR
     "(<date>); loading it"
 )
 def run_dated_back(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
-    leads = {"Leads.csv": csv_text([["Lead ID"], ["1"]])}
+    leads: dict[str, str | bytes] = {"Leads.csv": csv_text([["Lead ID"], ["1"]])}
     stand_in.add_export(export_with(POSTS, leads, "2026-11-02"))
     state = tap(stand_in, tmp_path).final_state
     stand_in.set_run(POSTS, make_zip(leads), "2026-11-01")
@@ -407,7 +407,7 @@ def run_dated_back(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     "file, <f>, loads under the same key ..."
 )
 def run_dated_like_an_earlier_one(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
-    leads = {"Leads.csv": csv_text([["Lead ID"], ["1"]])}
+    leads: dict[str, str | bytes] = {"Leads.csv": csv_text([["Lead ID"], ["1"]])}
     stand_in.add_export(export_with(POSTS, leads, "2026-11-01"))
     state = tap(stand_in, tmp_path).final_state
     stand_in.set_run(POSTS, make_zip(leads), "2026-11-01", "rerun.zip")

@@ -302,9 +302,9 @@ def test_a_download_stops_at_max_archive_bytes_and_is_not_retried(
         f"Export {EXPORT}: its last run's file is over the max_archive_bytes setting"
     ) in run.stderr.split("Discovery leaves", 1)[1].split("\n", 1)[1]
     assert (
-        f"Discovery leaves export {EXPORT} out of the catalog: Export {EXPORT}: its last run's file is "
-        f"over the max_archive_bytes setting ({limit} bytes); the download stopped "
-        "there"
+        f"Discovery leaves export {EXPORT} out of the catalog: Export {EXPORT}: its "
+        f"last run's file is over the max_archive_bytes setting ({limit} bytes); "
+        "the download stopped there"
     ) in run.stderr
     assert len(hostile.hits(f"/files/{EXPORT}.zip")) == 1
     assert run.peak_disk_bytes <= limit
@@ -499,9 +499,9 @@ def test_a_download_trickling_a_byte_at_a_time_is_cut_off_as_stalled(
     # it and fails it.
     assert run.returncode == 1
     assert (
-        f"Discovery leaves export {EXPORT} out of the catalog: Export {EXPORT}: downloading "
-        f"{hostile.origin}/files/{EXPORT}.zip: stalled, under 1048576 bytes in 1 s "
-        "(request_timeout)"
+        f"Discovery leaves export {EXPORT} out of the catalog: Export {EXPORT}: "
+        f"downloading {hostile.origin}/files/{EXPORT}.zip: stalled, under 1048576 "
+        "bytes in 1 s (request_timeout)"
     ) in run.stderr
     assert run.seconds < 10
     assert_no_secret(hostile, run.output)
