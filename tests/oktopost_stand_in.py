@@ -637,6 +637,15 @@ class OktopostStandIn:
                 _Failure(path_prefix, status, times, body, dict(headers or {}))
             )
 
+    def stop_failing(self, path_prefix: str) -> None:
+        """Forget the failures still due under `path_prefix`: the fault is gone."""
+        with self._lock:
+            self._failures = [
+                failure
+                for failure in self._failures
+                if failure.path_prefix != path_prefix
+            ]
+
     def truncate_next_download(self, times: int = 1) -> None:
         """Make the next downloads promise the full length but hang up halfway."""
         with self._lock:

@@ -41,6 +41,7 @@ from tests.conftest import (
     batch_file_lines,
     config_for,
     csv_text,
+    export_with,
     meltano,
     run_tap,
 )
@@ -396,6 +397,107 @@ def test_postgres_adds_a_new_run_and_full_refresh_reloads(demo: Project) -> None
         since=second_sync,
     )
     assert refreshed == [["campaigns", "10"], ["post_stats", "2"], ["posts", "5"]]
+
+
+def loaded_by_export(schema: str, table: str) -> dict[str, set[str]]:
+    """Export id -> the first column's values of its rows in a table."""
+    found: dict[str, set[str]] = {}
+    for export_id, value in sql(
+        'select export_id, row_key from :"schema".:"table"', schema=schema, table=table
+    ):
+        found.setdefault(export_id, set()).add(value)
+    return found
+
+
+def test_postgres_gets_every_healthy_export_while_troubled_ones_keep_their_runs(
+    project: Project,
+) -> None:
+    """`meltano run` into PostgreSQL with exports in several kinds of trouble among
+    healthy ones: the healthy exports load whole and move their bookmarks, each
+    troubled one is named in an ERROR line and keeps its bookmark, the run fails;
+    once the trouble is gone, the next run loads each troubled export's run."""
+    stand_in = project.stand_in
+    files: dict[str, dict[str, list[list[str]]]] = {}
+    for number, kind in enumerate(
+        [
+            "healthy",
+            "healthy",
+            "storage down",
+            "unread at discovery",
+            "damaged",
+            "no key",
+        ]
+    ):
+        export_id = f"03200000000{number + 1:04d}"
+        files[export_id] = {
+            "Leads.csv": [["Row Key", "Score"]]
+            + [[f"{export_id}-lead-{n}", str(n)] for n in range(3 + number)],
+            f"{kind.title().replace(' ', '')}.csv": [["Row Key"], [f"{export_id}-x"]],
+        }
+        if kind == "no key":
+            files[export_id]["Leads.csv"] = [["Score"], ["1"], ["2"]]
+        stand_in.add_export(
+            export_with(
+                export_id, {n: csv_text(r) for n, r in files[export_id].items()}
+            )
+        )
+    healthy, down, unread, damaged, keyless = (
+        "032000000000001", "032000000000003", "032000000000004",
+        "032000000000005", "032000000000006",
+    )  # fmt: skip
+    good_archive = make_zip({n: csv_text(r) for n, r in files[damaged].items()})
+    broken = bytearray(good_archive)
+    broken[len(broken) // 3] ^= 0xFF
+    stand_in.set_run(damaged, bytes(broken), "2026-11-27 10:00:00")
+    stand_in.fail_next(f"/storage/{down}/", 503, times=10_000)
+    stand_in.fail_next(f"/storage/{unread}/", 500)  # discovery's first read only
+    project.env.update(
+        {
+            "TAP_OKTOPOST_MAX_RETRIES": "0",
+            "TAP_OKTOPOST_PRIMARY_KEYS": json.dumps({"leads": ["row_key"]}),
+        }
+    )
+
+    first = project.run("target-postgres", check=False)
+
+    assert first.returncode != 0
+    errors = [line for line in first.stderr.splitlines() if "[error" in line]
+    for export_id in (down, unread, damaged, keyless):
+        assert any(export_id in line for line in errors), (export_id, errors)
+    leads = loaded_by_export(project.schema, "leads")
+    for export_id in (healthy, "032000000000002"):
+        assert leads[export_id] == {row[0] for row in files[export_id]["Leads.csv"][1:]}
+    assert not {keyless, damaged, down} & set(leads)
+    bookmarks = project.bookmarks("target-postgres")
+    assert (
+        bookmarks[healthy]
+        == bookmarks["032000000000002"]
+        == ("2026-11-27T10:00:00+00:00")
+    )
+    assert all(bookmarks.get(e) is None for e in (down, unread, damaged, keyless))
+
+    # The trouble goes: storage answers, the archive is whole, the export's next run
+    # has its key column.
+    stand_in.stop_failing(f"/storage/{down}/")
+    stand_in.set_run(damaged, good_archive, "2026-11-27 10:00:00")
+    files[keyless]["Leads.csv"] = [["Row Key", "Score"], [f"{keyless}-lead-0", "1"]]
+    stand_in.set_run(
+        keyless,
+        make_zip({n: csv_text(r) for n, r in files[keyless].items()}),
+        "2026-11-28 10:00:00",
+    )
+    project.run("target-postgres")
+
+    expected: dict[str, dict[str, set[str]]] = {}
+    for export_id, tables in files.items():
+        for name, rows in tables.items():
+            table = expected.setdefault(name.removesuffix(".csv").lower(), {})
+            table[export_id] = {row[0] for row in rows[1:]}
+    for table, by_export in expected.items():
+        assert loaded_by_export(project.schema, table) == by_export, table
+    bookmarks = project.bookmarks("target-postgres")
+    assert all(bookmarks[export_id] for export_id in files)
+    assert bookmarks[keyless] == "2026-11-28T10:00:00+00:00"
 
 
 BATCH_SETTINGS = {
