@@ -297,6 +297,21 @@ class TapOktopost(Tap):
         )
         ctx.exit()
 
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """Make a discovery the tap cannot do end in one ERROR line, as a sync does.
+
+        The SDK discovers while it parses the command line, before `invoke`.
+        """
+        failure: OktopostError | None = None
+        try:
+            super().cb_discover(ctx, param, value)
+        except OktopostError as error:
+            failure = error
+        if failure is not None:
+            cls.logger.error("%s", failure)
+            ctx.exit(1)
+
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate the settings with messages that never quote a value.
 

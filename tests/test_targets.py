@@ -399,6 +399,56 @@ def test_postgres_adds_a_new_run_and_full_refresh_reloads(demo: Project) -> None
     assert refreshed == [["campaigns", "10"], ["post_stats", "2"], ["posts", "5"]]
 
 
+MISTAKES = {
+    "wrong api_key": (
+        {"TAP_OKTOPOST_API_KEY": "not-the-key"},
+        "HTTP 401, check the account_id and api_key settings",
+    ),
+    "wrong account_id": (
+        {"TAP_OKTOPOST_ACCOUNT_ID": "another-account"},
+        "HTTP 401, check the account_id and api_key settings",
+    ),
+    "closed port": (
+        {
+            "TAP_OKTOPOST_BASE_URL": "http://127.0.0.1:9/v2",
+            "TAP_OKTOPOST_MAX_RETRIES": "0",
+        },
+        "could not reach http://127.0.0.1:9/v2; check the base_url setting",
+    ),
+    "base_url without /v2": (
+        {"TAP_OKTOPOST_BASE_URL": "<base>"},
+        "no such API path: check the base_url setting",
+    ),
+    "base_url not a URL": (
+        {"TAP_OKTOPOST_BASE_URL": "api.oktopost.com/v2"},
+        "Setting base_url fails the rule pattern",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_a_setting_mistake_is_one_error_line_under_meltano_run(
+    demo: Project, mistake: str
+) -> None:
+    """Meltano discovers before every sync: a mistake shows there, in one line."""
+    env, said = MISTAKES[mistake]
+    base = demo.stand_in.base_url.removesuffix("/v2")
+    demo.env.update(
+        {name: value.replace("<base>", base) for name, value in env.items()}
+    )
+
+    done = demo.run("target-jsonl", check=False)
+
+    assert done.returncode != 0
+    tap_lines = [line for line in done.stderr.splitlines() if " tap-oktopost " in line]
+    errors = [line for line in tap_lines if "[error" in line]
+    assert len(errors) == 1, tap_lines
+    assert said in errors[0]
+    assert len(tap_lines) <= 3, tap_lines
+    assert "Traceback" not in done.stderr
+    assert "Warning" not in done.stderr
+
+
 def loaded_by_export(schema: str, table: str) -> dict[str, set[str]]:
     """Export id -> the first column's values of its rows in a table."""
     found: dict[str, set[str]] = {}
