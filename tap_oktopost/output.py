@@ -10,24 +10,99 @@ read, not one per record (tests/test_records.py compares the two).
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from singer_sdk.singerlib import Message
 
 FLUSH_BYTES = 1024 * 1024
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
+class _Writes:
+    """Whether a write to stdout is under way, and what waits for its end."""
+
+    under_way = 0
+    waiting: Callable[[], None] | None = None
+
+
+@contextlib.contextmanager
+def whole_write() -> Iterator[None]:
+    """Mark a write to stdout; what `after_writes` was given runs at its end.
+
+    A signal handler runs inside a write that a signal interrupted: had it written a
+    STATE or ended the process there, the target would read a line cut in two.
+    """
+    _Writes.under_way += 1
+    try:
+        yield
+    finally:
+        _Writes.under_way -= 1
+        waiting = _Writes.waiting
+        if waiting is not None and not _Writes.under_way:
+            _Writes.waiting = None
+            waiting()
+
+
+def after_writes(action: Callable[[], None]) -> None:
+    """Run `action` now, or at the end of the write under way."""
+    if _Writes.under_way:
+        _Writes.waiting = action
+    else:
+        action()
+
+
+def write_out(data: bytes | bytearray) -> None:
+    """Write bytes to stdout whole, whatever a signal does to the write.
+
+    Under PYTHONUNBUFFERED (set in many containers) stdout's binary layer is raw,
+    and a pipe write that a signal interrupts writes part and says how much: the
+    rest is written here instead of being dropped. The signal's handler acts once
+    the write is whole (`whole_write`).
+    """
+    out = sys.stdout.buffer
+    start = 0
+    with whole_write():
+        while start < len(data):
+            # Views released at once: `data` may be resized after a failed write.
+            with memoryview(data) as whole, whole[start:] as rest:
+                written = out.write(rest)
+                start += len(rest) if written is None else written
+        sys.stdout.flush()
+
+
+class WholeMessageWriter(MsgSpecWriter):
+    """The SDK's msgspec writer, its messages never cut by a signal handler."""
+
+    def write_message(self, message: Message) -> None:
+        """Write one message whole."""
+        write_out(self.format_message(message))
+
+
 class RecordLines:
     """Buffers one stream's RECORD lines; `flush` before any other message goes out."""
 
-    def __init__(self, stream_alias: str, time_extracted: str) -> None:
+    def __init__(
+        self,
+        stream_alias: str,
+        time_extracted: str,
+        sent: Callable[[int], None] = lambda records: None,
+    ) -> None:
         self.prefix = b'{"type":"RECORD","stream":%b,"record":' % _ENCODER.encode(
             stream_alias
         )
         self.suffix = b',"time_extracted":%b}\n' % _ENCODER.encode(time_extracted)
         self.buffer = bytearray()
+        self.buffered = 0
+        self.sent = sent
+        """Told how many records each write put out: progress counts what went."""
 
     def add(self, record: dict[str, Any]) -> None:
         """Encode one record, writing out the batch once it is large."""
@@ -35,12 +110,15 @@ class RecordLines:
         buffer += self.prefix
         _ENCODER.encode_into(record, buffer, -1)
         buffer += self.suffix
+        self.buffered += 1
         if len(buffer) >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
         """Write out what is buffered, in order with the SDK's own messages."""
         if self.buffer:
-            sys.stdout.buffer.write(self.buffer)
-            sys.stdout.flush()
-            self.buffer.clear()
+            with whole_write():  # all of it done before a signal is acted on
+                write_out(self.buffer)
+                self.buffer.clear()
+                written, self.buffered = self.buffered, 0
+                self.sent(written)

@@ -35,6 +35,8 @@ class RunLoad:
     archive: ExportArchive | None = None
     tables_due: list[str] = field(default_factory=list)
     moves_bookmark: bool = True
+    rows_sent: dict[str, int] = field(default_factory=dict)
+    """Rows each table sent of the run, once all of them are out."""
 
     def members(self, table: str) -> list[str]:
         """Give the archive members of a table due in this run."""
@@ -60,6 +62,9 @@ class SyncPlan:
         self.logger = logger
         self.loads: dict[str, RunLoad] = {}
         self.failures: dict[str, str] = {}
+        self.outcomes: dict[str, str] = {}
+        """What the sync did with each export, for the summary at its end."""
+        self.rows_sent: dict[str, dict[str, int]] = {}
 
     def prepare(
         self,
@@ -73,6 +78,7 @@ class SyncPlan:
         is loaded only when each of its CSV files has a table in the catalog.
         """
         for export_id in export_ids:
+            self.outcomes[export_id] = "nothing to load"
             try:
                 load = self._prepare_export(export_id, selected_tables, known_tables)
             except OktopostError as error:
@@ -91,19 +97,23 @@ class SyncPlan:
         run = self.fetch_run(export_id)
         if run.run_at is None:
             self.logger.info("Export %s has not run yet: no files", export_id)
+            self.outcomes[export_id] = "has not run yet"
             return RunLoad(run, moves_bookmark=False)
         file = run.record.get("LastRunFile")
         bookmark = self.ledger.bookmark(export_id)
         if not bookmark.needs_archive(run.run_at, selected_tables, file):
             self.logger.info("Export %s: run %s is loaded", export_id, run.run_at)
+            self.outcomes[export_id] = f"run {run.run_at} was loaded before"
             return None
         if not selected_tables and known_tables:
+            self.outcomes[export_id] = "no CSV stream is selected"
             return RunLoad(run, moves_bookmark=False)
         self._warn_of_a_run_out_of_order(run, bookmark)
         try:
             archive = self.archives.archive(run)
         except NotCsvExportError as error:
             self.logger.warning("%s. Nothing to load from this run.", error)
+            self.outcomes[export_id] = f"run {run.run_at} holds no CSV file"
             return RunLoad(run)
         due = bookmark.tables_due(run.run_at, archive.tables, selected_tables, file)
         return RunLoad(run, archive, due)
@@ -199,6 +209,29 @@ class SyncPlan:
             self.ledger.run_received(
                 export_id, load.run.run_at, tables, load.run.record.get("LastRunFile")
             )
+            if load.archive is not None:
+                self.outcomes[export_id] = f"run {load.run.run_at} loaded"
+        self.rows_sent[export_id] = load.rows_sent
+
+    def summary(self) -> list[str]:
+        """Say per export what this sync did: the run loaded and its rows, or why not.
+
+        One line per export, so that each reads alone in Meltano's console and in
+        its JSON logs.
+        """
+        lines = []
+        for export_id, outcome in self.outcomes.items():
+            said = (
+                "failed (its ERROR is above), its bookmark stays"
+                if export_id in self.failures
+                else outcome
+            )
+            if sent := self.rows_sent.get(export_id):
+                said += "; rows sent: " + ", ".join(
+                    f"{table} {rows}" for table, rows in sorted(sent.items())
+                )
+            lines.append(f"Sync summary: export {export_id}: {said}")
+        return lines
 
     def failure_summary(self) -> str:
         """Name every export that failed, for the sync's last line."""

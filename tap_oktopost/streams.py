@@ -36,6 +36,7 @@ from tap_oktopost.csv_data import (
 from tap_oktopost.exports import without_secrets
 from tap_oktopost.ledger import EXPORTS_STREAM
 from tap_oktopost.output import RecordLines
+from tap_oktopost.progress import TableProgress
 from tap_oktopost.type_policy import KEEP, TEXT, settle_types
 
 if TYPE_CHECKING:
@@ -161,10 +162,20 @@ class ActiveExportStream(OktopostStream):
             record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
             yield record
             plan.finish(load.run.export_id)
-        if plan.failures and (not context or context == self.partitions[-1]):
-            # Each failure was logged as it happened, and the other exports loaded:
-            # exit non-zero without a traceback (SystemExit passes the SDK's
-            # handler of unexpected errors).
+        if not context or context == self.partitions[-1]:
+            self._conclude(plan)
+
+    def _conclude(self, plan: SyncPlan) -> None:
+        """Say per export what went out; exit 1 if an export failed.
+
+        Runs once every export's rows are out. Each failure was logged as it
+        happened and the other exports loaded: the exit is non-zero so that an
+        orchestrator reports the runs left unloaded, without a traceback
+        (SystemExit passes the SDK's handler of unexpected errors).
+        """
+        for line in plan.summary():
+            self.logger.info("%s", line)
+        if plan.failures:
             self.logger.error("%s", plan.failure_summary())
             raise SystemExit(1)
 
@@ -347,18 +358,24 @@ class ExportFileStream(OktopostStream):
         load = self._due_load(context)
         if load is None or load.archive is None:
             return
-        lines = self._lean_writer()
+        progress = self._progress(load)
+        lines = self._lean_writer(progress)
         try:
             for member in load.members(self.name):
                 records = self._read_member(load.archive, member)
                 if lines is None:
-                    yield from records
+                    yield from _counted(records, progress)
                 else:
                     self._write_lean(lines, records)
         except OktopostError as error:
             plan.fail(load.run.export_id, error)
             return
-        self._table_done(load)
+        self._table_done(load, progress.rows)
+
+    def _progress(self, load: RunLoad) -> TableProgress:
+        return TableProgress(
+            self.logger, self.name, load.run.export_id, self._record_counter
+        )
 
     def _due_load(self, context: Context | None) -> RunLoad | None:
         """Give the run the parent stream handed over, if this sync loads it."""
@@ -389,17 +406,18 @@ class ExportFileStream(OktopostStream):
         )
         counter = self.get_record_counter()
         counter.with_context(context)
+        progress = self._progress(load)
         try:
             with counter:
                 for url, rows in files.write(
                     records if reshape is None else reshape(records)
                 ):
-                    counter.increment(rows)
+                    progress.sent(rows)
                     yield batch_config.encoding, [url]
         except OktopostError as error:
             plan.fail(load.run.export_id, error)
             return
-        self._table_done(load)
+        self._table_done(load, progress.rows)
 
     def _batch_reshape(
         self,
@@ -429,7 +447,7 @@ class ExportFileStream(OktopostStream):
 
         return reshape
 
-    def _table_done(self, load: RunLoad) -> None:
+    def _table_done(self, load: RunLoad, rows: int) -> None:
         """Every row of the table in the run is out: remember types, move bookmark.
 
         Only for a table the run still has due: once its export failed, none is
@@ -438,6 +456,7 @@ class ExportFileStream(OktopostStream):
         if self.name not in load.tables_due:
             return
         plan = self.oktopost.sync_plan
+        load.rows_sent[self.name] = rows
         self.stream_state[COLUMN_TYPES_KEY] = {
             name: column_type.value
             for name, column_type in self._column_types().items()
@@ -449,14 +468,11 @@ class ExportFileStream(OktopostStream):
         self, lines: RecordLines, records: Iterable[dict[str, Any]]
     ) -> None:
         add = lines.add
-        written = 0
         try:
-            for written, record in enumerate(records, start=1):  # noqa: B007
+            for record in records:
                 add(record)
         finally:
             lines.flush()
-            if self._record_counter is not None:
-                self._record_counter.increment(written)
 
     def get_record_counter(self, **kwargs: Any) -> metrics.Counter:
         """Keep the SDK's counter, to count the records written in batches too."""
@@ -482,13 +498,15 @@ class ExportFileStream(OktopostStream):
             )
         )
 
-    def _lean_writer(self) -> RecordLines | None:
+    def _lean_writer(self, progress: TableProgress) -> RecordLines | None:
         """Give a writer of RECORD lines when no per-record SDK feature is in use."""
         if not self._is_lean() or self.get_batch_config(self.config) is not None:
             return None
         now = datetime.datetime.now(datetime.timezone.utc)
         return RecordLines(
-            self.stream_maps[0].stream_alias, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            self.stream_maps[0].stream_alias,
+            now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            progress.sent,
         )
 
     def _read_member(
@@ -534,6 +552,24 @@ class ExportFileStream(OktopostStream):
                 printable(member),
                 "; ".join(repairs),
             )
+
+
+PROGRESS_EVERY_RECORDS = 10_000
+"""Records yielded to the SDK between two looks at the progress clock."""
+
+
+def _counted(
+    records: Iterable[dict[str, Any]], progress: TableProgress
+) -> Iterator[dict[str, Any]]:
+    """Yield records to the SDK, which counts them, telling `progress` as they go."""
+    pending = 0
+    for record in records:
+        yield record
+        pending += 1
+        if pending == PROGRESS_EVERY_RECORDS:
+            progress.sent(pending, counted=True)
+            pending = 0
+    progress.sent(pending, counted=True)
 
 
 class UnfitValues:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
@@ -61,6 +60,7 @@ from tap_oktopost.ledger import (
     read_bookmarks,
     read_state_file,
 )
+from tap_oktopost.output import WholeMessageWriter, after_writes
 from tap_oktopost.runs import SyncPlan
 from tap_oktopost.streams import (
     ActiveExportStream,
@@ -87,7 +87,7 @@ class TapOktopost(Tap):
     """Extracts Oktopost BI exports: their metadata and every CSV file they hold."""
 
     name = "tap-oktopost"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = WholeMessageWriter
     dynamic_catalog = True  # discovery calls the API, so it validates settings too
     # Not ACTIVATE_VERSION: a CSV table holds many runs, and a version message from
     # one would make targets delete the others. BATCH: the CSV streams write JSON-lines
@@ -334,15 +334,20 @@ class TapOktopost(Tap):
         """Write the state as the SDK does, then exit 128 + signal, not 0.
 
         A sync cut short by SIGTERM or SIGINT did not finish: an orchestrator must
-        not count it a success.
+        not count it a success. A signal that came during a write to stdout is
+        acted on once that write is whole.
         """
-        with contextlib.suppress(SystemExit):
-            super()._handle_termination(signum, frame)
-        self.logger.error(
-            "Stopped by %s before the sync finished; the state sent so far is kept",
-            signal.Signals(signum).name,
-        )
-        sys.exit(128 + signum)
+
+        def terminate() -> None:
+            with contextlib.suppress(SystemExit):
+                super(TapOktopost, self)._handle_termination(signum, frame)
+            self.logger.error(
+                "Stopped by %s before the sync finished; the state sent so far is kept",
+                signal.Signals(signum).name,
+            )
+            sys.exit(128 + signum)
+
+        after_writes(terminate)
 
     @property
     def streams(self) -> dict[str, Stream]:
