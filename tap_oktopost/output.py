@@ -11,9 +11,13 @@ read, not one per record (tests/test_records.py compares the two).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+if TYPE_CHECKING:
+    from singer_sdk.singerlib.encoding.simple import Message
 
 FLUSH_BYTES = 1024 * 1024
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -44,3 +48,22 @@ class RecordLines:
             sys.stdout.buffer.write(self.buffer)
             sys.stdout.flush()
             self.buffer.clear()
+
+
+class StoppableWriter(MsgSpecWriter):
+    """The SDK's msgspec writer, writing nothing once a signal stopped the tap.
+
+    The tap's signal handler raises SystemExit wherever the main thread is, and
+    CPython drops it where that is a finalizer (a gzip or ZIP member file being freed
+    as the signal arrives): the sync would run on and exit 0. The next message raises
+    it again instead.
+    """
+
+    exit_code: int | None = None
+    """128 + the signal that stopped the tap, once one did."""
+
+    def write_message(self, message: Message) -> None:
+        """Write the message, unless the tap was stopped: then exit."""
+        if self.exit_code is not None:
+            sys.exit(self.exit_code)
+        super().write_message(message)

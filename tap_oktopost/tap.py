@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
@@ -60,6 +59,7 @@ from tap_oktopost.ledger import (
     read_bookmarks,
     read_state_file,
 )
+from tap_oktopost.output import StoppableWriter
 from tap_oktopost.runs import SyncPlan
 from tap_oktopost.streams import (
     ActiveExportStream,
@@ -86,7 +86,6 @@ class TapOktopost(Tap):
     """Extracts Oktopost BI exports: their metadata and every CSV file they hold."""
 
     name = "tap-oktopost"
-    message_writer_class = MsgSpecWriter
     dynamic_catalog = True  # discovery calls the API, so it validates settings too
     # Not ACTIVATE_VERSION: a CSV table holds many runs, and a version message from
     # one would make targets delete the others. BATCH: the CSV streams write JSON-lines
@@ -249,7 +248,8 @@ class TapOktopost(Tap):
             state = checked_state(state)
         self.initial_state = state if isinstance(state, dict) else {}
         self._sync_plan: SyncPlan | None = None
-        super().__init__(state=state, **kwargs)
+        self.writer = StoppableWriter()
+        super().__init__(state=state, message_writer=self.writer, **kwargs)
         self._warn_of_unknown_settings()
 
     @classmethod
@@ -318,7 +318,9 @@ class TapOktopost(Tap):
         """Write the state as the SDK does, then exit 128 + signal, not 0.
 
         A sync cut short by SIGTERM or SIGINT did not finish: an orchestrator must
-        not count it a success.
+        not count it a success. Python may drop the SystemExit raised here (see
+        `StoppableWriter`): then the tap exits as it is about to send the next
+        message.
         """
         with contextlib.suppress(SystemExit):
             super()._handle_termination(signum, frame)
@@ -326,7 +328,8 @@ class TapOktopost(Tap):
             "Stopped by %s before the sync finished; the state sent so far is kept",
             signal.Signals(signum).name,
         )
-        sys.exit(128 + signum)
+        self.writer.exit_code = 128 + signum
+        sys.exit(self.writer.exit_code)
 
     @property
     def streams(self) -> dict[str, Stream]:
