@@ -26,64 +26,67 @@ FLUSH_BYTES = 1024 * 1024
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
-class _Writes:
-    """Whether a write to stdout is under way, and what waits for its end."""
-
-    under_way = 0
-    waiting: Callable[[], None] | None = None
-
-
-@contextlib.contextmanager
-def whole_write() -> Iterator[None]:
-    """Mark a write to stdout; what `after_writes` was given runs at its end.
-
-    A signal handler runs inside a write that a signal interrupted: had it written a
-    STATE or ended the process there, the target would read a line cut in two.
-    """
-    _Writes.under_way += 1
-    try:
-        yield
-    finally:
-        _Writes.under_way -= 1
-        waiting = _Writes.waiting
-        if waiting is not None and not _Writes.under_way:
-            _Writes.waiting = None
-            waiting()
-
-
-def after_writes(action: Callable[[], None]) -> None:
-    """Run `action` now, or at the end of the write under way."""
-    if _Writes.under_way:
-        _Writes.waiting = action
-    else:
-        action()
-
-
-def write_out(data: bytes | bytearray) -> None:
-    """Write bytes to stdout whole, whatever a signal does to the write.
-
-    Under PYTHONUNBUFFERED (set in many containers) stdout's binary layer is raw,
-    and a pipe write that a signal interrupts writes part and says how much: the
-    rest is written here instead of being dropped. The signal's handler acts once
-    the write is whole (`whole_write`).
-    """
-    out = sys.stdout.buffer
-    start = 0
-    with whole_write():
-        while start < len(data):
-            # Views released at once: `data` may be resized after a failed write.
-            with memoryview(data) as whole, whole[start:] as rest:
-                written = out.write(rest)
-                start += len(rest) if written is None else written
-        sys.stdout.flush()
-
-
 class WholeMessageWriter(MsgSpecWriter):
-    """The SDK's msgspec writer, its messages never cut by a signal handler."""
+    """The SDK's msgspec writer, for its messages and the tap's RECORD batches.
+
+    Each write goes out whole: a signal handler runs inside a write the signal
+    interrupted, and had it written a STATE or ended the process there, the target
+    would read a line cut in two; so what the tap does on a signal waits for the
+    write under way (`after_writes`). Once a signal stopped the tap, nothing more is
+    written: the SystemExit of the handler can be lost where it is raised (CPython
+    drops it in a finalizer, e.g. a gzip or ZIP member file being freed), and the
+    next write raises it again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.under_way = 0
+        self.waiting: Callable[[], None] | None = None
+        self.exit_code: int | None = None
+        """128 + the signal that stopped the tap, once one did."""
 
     def write_message(self, message: Message) -> None:
         """Write one message whole."""
-        write_out(self.format_message(message))
+        self.write_out(self.format_message(message))
+
+    @contextlib.contextmanager
+    def whole_write(self) -> Iterator[None]:
+        """Mark a write under way; what `after_writes` was given runs at its end."""
+        self.under_way += 1
+        try:
+            yield
+        finally:
+            self.under_way -= 1
+            waiting = self.waiting
+            if waiting is not None and not self.under_way:
+                self.waiting = None
+                waiting()
+
+    def after_writes(self, action: Callable[[], None]) -> None:
+        """Run `action` now, or at the end of the write under way."""
+        if self.under_way:
+            self.waiting = action
+        else:
+            action()
+
+    def write_out(self, data: bytes | bytearray) -> None:
+        """Write bytes to stdout whole, whatever a signal does to the write.
+
+        Under PYTHONUNBUFFERED (set in many containers) stdout's binary layer is
+        raw, and a pipe write that a signal interrupts writes part and says how
+        much: the rest is written here instead of being dropped.
+        """
+        if self.exit_code is not None:
+            sys.exit(self.exit_code)
+        out = sys.stdout.buffer
+        start = 0
+        with self.whole_write():
+            while start < len(data):
+                # Views released at once: `data` may be resized after a failed write.
+                with memoryview(data) as whole, whole[start:] as rest:
+                    written = out.write(rest)
+                    start += len(rest) if written is None else written
+            sys.stdout.flush()
 
 
 class RecordLines:
@@ -91,10 +94,12 @@ class RecordLines:
 
     def __init__(
         self,
+        writer: WholeMessageWriter,
         stream_alias: str,
         time_extracted: str,
         sent: Callable[[int], None] = lambda records: None,
     ) -> None:
+        self.writer = writer
         self.prefix = b'{"type":"RECORD","stream":%b,"record":' % _ENCODER.encode(
             stream_alias
         )
@@ -117,8 +122,8 @@ class RecordLines:
     def flush(self) -> None:
         """Write out what is buffered, in order with the SDK's own messages."""
         if self.buffer:
-            with whole_write():  # all of it done before a signal is acted on
-                write_out(self.buffer)
+            with self.writer.whole_write():  # all done before a signal acts
+                self.writer.write_out(self.buffer)
                 self.buffer.clear()
                 written, self.buffered = self.buffered, 0
                 self.sent(written)

@@ -504,6 +504,7 @@ class ExportFileStream(OktopostStream):
             return None
         now = datetime.datetime.now(datetime.timezone.utc)
         return RecordLines(
+            self.oktopost.writer,
             self.stream_maps[0].stream_alias,
             now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             progress.sent,

@@ -60,7 +60,7 @@ from tap_oktopost.ledger import (
     read_bookmarks,
     read_state_file,
 )
-from tap_oktopost.output import WholeMessageWriter, after_writes
+from tap_oktopost.output import WholeMessageWriter
 from tap_oktopost.runs import SyncPlan
 from tap_oktopost.streams import (
     ActiveExportStream,
@@ -87,7 +87,6 @@ class TapOktopost(Tap):
     """Extracts Oktopost BI exports: their metadata and every CSV file they hold."""
 
     name = "tap-oktopost"
-    message_writer_class = WholeMessageWriter
     dynamic_catalog = True  # discovery calls the API, so it validates settings too
     # Not ACTIVATE_VERSION: a CSV table holds many runs, and a version message from
     # one would make targets delete the others. BATCH: the CSV streams write JSON-lines
@@ -250,7 +249,8 @@ class TapOktopost(Tap):
             state = checked_state(state)
         self.initial_state = state if isinstance(state, dict) else {}
         self._sync_plan: SyncPlan | None = None
-        super().__init__(state=state, **kwargs)
+        self.writer = WholeMessageWriter()
+        super().__init__(state=state, message_writer=self.writer, **kwargs)
         self._warn_of_unknown_settings()
 
     @classmethod
@@ -335,7 +335,8 @@ class TapOktopost(Tap):
 
         A sync cut short by SIGTERM or SIGINT did not finish: an orchestrator must
         not count it a success. A signal that came during a write to stdout is
-        acted on once that write is whole.
+        acted on once that write is whole, and nothing is written after it (see
+        `WholeMessageWriter`).
         """
 
         def terminate() -> None:
@@ -345,9 +346,10 @@ class TapOktopost(Tap):
                 "Stopped by %s before the sync finished; the state sent so far is kept",
                 signal.Signals(signum).name,
             )
-            sys.exit(128 + signum)
+            self.writer.exit_code = 128 + signum
+            sys.exit(self.writer.exit_code)
 
-        after_writes(terminate)
+        self.writer.after_writes(terminate)
 
     @property
     def streams(self) -> dict[str, Stream]:

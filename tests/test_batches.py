@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import signal
 import zipfile
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -12,6 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tap_oktopost import batches as batch_files
 from tap_oktopost import streams
 from tap_oktopost.csv_data import RecordBuilder
 from tap_oktopost.ledger import read_bookmarks
@@ -229,6 +232,74 @@ def test_a_file_breaking_mid_batch_fails_its_export_and_keeps_its_bookmark(
         stream: sum(len(rows) for rows in batches(again, stream))
         for stream in ("posts", "post_stats", "campaigns")
     } == {"posts": 40, "post_stats": 20, "campaigns": 10}
+
+
+class SignalledWhileFreed(io.RawIOBase):
+    """An I/O object that SIGTERM reaches while it is being freed.
+
+    CPython reads `closed` as it frees an I/O object and drops any exception that
+    raises, such as the SystemExit of a signal handler running just then: this is
+    what a gzip or ZIP member file freed as SIGTERM arrives does to a sync.
+    """
+
+    @property
+    def closed(self) -> bool:
+        signal.raise_signal(signal.SIGTERM)
+        return True
+
+
+@pytest.mark.parametrize("signalled_file", [2, 3, 5, 9, 14])
+def test_sigterm_whose_exit_python_drops_still_stops_the_sync_with_143(
+    stand_in: OktopostStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signalled_file: int,
+) -> None:
+    """The handler's SystemExit can be lost where it is raised; the sync must still
+    send nothing more but the state, and exit 128 + 15, never 0."""
+    serve_all(stand_in)
+    config = config_for(stand_in, batch_config=batch_config(tmp_path / "files", 4))
+    full = sync_in_process(config)
+    expected = batched_rows(full)
+    assert len([m for m in full.messages if m["type"] == "BATCH"]) > signalled_file
+
+    names_given = 0
+    next_name = batch_files.BatchFiles._next_name
+
+    def signalled_name(files: batch_files.BatchFiles) -> str:
+        nonlocal names_given
+        names_given += 1
+        if names_given == signalled_file:
+            SignalledWhileFreed()
+        return next_name(files)
+
+    monkeypatch.setattr(batch_files.BatchFiles, "_next_name", signalled_name)
+    stopped = sync_in_process(config)
+    monkeypatch.undo()
+
+    assert stopped.returncode == 128 + signal.SIGTERM
+    assert "Stopped by SIGTERM before the sync finished" in stopped.stderr
+    # The files announced before the signal, then nothing but state.
+    kinds = [message["type"] for message in stopped.messages]
+    assert kinds.count("BATCH") == signalled_file - 1
+    after_last_batch = len(kinds) - kinds[::-1].index("BATCH")
+    assert set(kinds[after_last_batch:]) <= {"STATE"}
+    # Resumed from that state, the rows add up to the full sync's.
+    first_rows = batched_rows(stopped)
+    resumed = sync_in_process(config, state=stopped.final_state)
+    assert resumed.returncode == 0
+    assert first_rows | batched_rows(resumed) == expected
+
+
+def batched_rows(run: TapRun) -> set[str]:
+    """Every row of the run's BATCH files as text, with its stream, but the sync's
+    time; read before the next sync deletes the files."""
+    return {
+        json.dumps([stream, row], sort_keys=True, default=str)
+        for stream in CSV_STREAMS
+        for rows in batches(run, stream)
+        for row in comparable(rows)
+    }
 
 
 def test_deselected_columns_and_stream_maps_shape_the_files(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import gzip
+import io
 import json
 import os
 import signal
@@ -419,6 +420,9 @@ PIPE_BYTES = 4096
 READ_AHEAD = 3
 """BATCH messages read, after the last one the target gets, before SIGKILL: their
 files are sure to exist, announced to no target."""
+READER_BUFFER_BYTES = 2 * io.DEFAULT_BUFFER_SIZE
+"""What the reader of the tap's stdout may hold beyond the line it parsed: its
+binary buffer and its text chunk."""
 
 
 def numbered_rows(count: int) -> str:
@@ -437,6 +441,17 @@ def batch_urls(messages: list[dict[str, Any]]) -> list[str]:
         if message["type"] == "BATCH"
         for url in message["manifest"]
     ]
+
+
+def bytes_after_batch(stdout: str, batches: int) -> int:
+    """What a sync writes after its `batches`-th BATCH message."""
+    lines = stdout.encode().splitlines(keepends=True)
+    seen = 0
+    for number, line in enumerate(lines):
+        seen += json.loads(line)["type"] == "BATCH"
+        if seen == batches:
+            return sum(map(len, lines[number + 1 :]))
+    return 0
 
 
 def url_path(url: str) -> Path:
@@ -587,8 +602,15 @@ def test_a_sync_sending_batch_files_stopped_mid_way_resumes_losing_nothing(
             "batch_size": 20,
         },
     )
-    expected = loaded_rows(run_tap(config, tmp_path).messages)
+    full = run_tap(config, tmp_path)
+    expected = loaded_rows(full.messages)
     assert len(expected) == BATCH_ROWS
+    # The tap is still running when the signal is sent: what it writes after the
+    # message the signal follows fits neither in the pipe nor in the reader's buffers.
+    signalled_after = after_batches + (READ_AHEAD if signum == signal.SIGKILL else 0)
+    assert bytes_after_batch(full.stdout, signalled_after) > (
+        PIPE_BYTES + READER_BUFFER_BYTES
+    )
 
     stopped = sync_stopped_by_signal(config, tmp_path, signum, after_batches)
 
