@@ -541,8 +541,8 @@ def test_postgres_gets_every_healthy_export_while_troubled_ones_keep_their_runs(
     expected: dict[str, dict[str, set[str]]] = {}
     for export_id, tables in files.items():
         for name, rows in tables.items():
-            table = expected.setdefault(name.removesuffix(".csv").lower(), {})
-            table[export_id] = {row[0] for row in rows[1:]}
+            by_table = expected.setdefault(name.removesuffix(".csv").lower(), {})
+            by_table[export_id] = {row[0] for row in rows[1:]}
     for table, by_export in expected.items():
         assert loaded_by_export(project.schema, table) == by_export, table
     bookmarks = project.bookmarks("target-postgres")
