@@ -165,9 +165,11 @@ class SyncPlan:
             message = (
                 f"Export {load.run.export_id}: its run of {load.run.run_at} has "
                 f"files for tables the catalog lacks ({', '.join(unknown)}); the "
-                "run stays unloaded. Discover again (in Meltano, use_cached_catalog: "
-                "false, or `meltano invoke tap-oktopost --discover`) and the next "
-                "sync loads them"
+                "run stays unloaded. Discover again and the next sync loads them: "
+                "under Meltano, `meltano run --refresh-catalog tap-oktopost <loader>` "
+                "once, and `meltano config set tap-oktopost _use_cached_catalog "
+                "false` so that every run discovers; without Meltano, a new catalog "
+                "from `tap-oktopost --discover`"
             )
             self.fail(load.run.export_id, OktopostError(message), tables=())
 
