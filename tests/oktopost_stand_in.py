@@ -16,6 +16,7 @@ import argparse
 import base64
 import binascii
 import contextlib
+import copy
 import csv
 import hashlib
 import hmac
@@ -97,6 +98,12 @@ class StandInExport:
     archive_name: str = "2026-11-27-Posts-Report.zip"
     # How a never-run export shows LastRunFile, since the real API's choice is unknown.
     last_run_file_style: str = "absent"  # "absent" | "null" | "empty"
+    # Detail fields sent as given instead of the modelled ones (MISSING drops one):
+    # odd answers, e.g. {"LastRunFile": "ftp://x/a.zip"} or {"Type": {"a": 1}}.
+    detail_fields: dict[str, Any] = field(default_factory=dict)
+    # A whole detail answer sent instead of {"Result": true, "Export": detail},
+    # e.g. {"Result": true} for an answer without its export.
+    detail_answer: dict[str, Any] | None = None
 
     def list_item(self) -> dict[str, Any]:
         """The fields `GET /bi-export` returns for this export."""
@@ -374,10 +381,13 @@ class _ApiHandler(_Handler):
 
     def _export_detail(self, export_id: str) -> None:
         detail = self.stand_in._detail(export_id)
+        answer = self.stand_in._detail_answer(export_id)
         if detail is None:
             self._reply_error(HTTPStatus.NOT_FOUND, "Export not found")
         else:
-            self._reply_json({"Result": True, "Export": detail})
+            self._reply_json(
+                {"Result": True, "Export": detail} if answer is None else answer
+            )
 
 
 class _StorageHandler(_Handler):
@@ -721,7 +731,17 @@ class OktopostStandIn:
                 detail["LastRunFile"] = None
             elif export.last_run_file_style == "empty":
                 detail["LastRunFile"] = ""
+            for name, value in export.detail_fields.items():
+                if value is MISSING:
+                    detail.pop(name, None)
+                else:
+                    detail[name] = copy.deepcopy(value)
             return detail
+
+    def _detail_answer(self, export_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            export = self._exports.get(export_id)
+            return None if export is None else copy.deepcopy(export.detail_answer)
 
     def _archive(self, export_id: str) -> bytes | None:
         with self._lock:
