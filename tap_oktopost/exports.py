@@ -7,7 +7,6 @@ leaves the tap as a record goes through `without_secrets` first.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import posixpath
 import re
@@ -28,7 +27,7 @@ _ZERO_DATE = re.compile(r"0000-00-00(?:[T ]00:00(?::00(?:\.0+)?)?)?")
 _ISO_8601 = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
     r"(?:[T ](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)(?:[.,](?P<fraction>[0-9]+))?)?"
-    r"\s*(?P<zone>Z|[+-][0-9]{2}(?::?[0-9]{2})?)?",
+    r"\s*(?P<zone>Z|UTC|GMT|[+-][0-9]{2}(?::?[0-9]{2})?)?",
     re.IGNORECASE,
 )
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -100,7 +99,8 @@ def _python_310_iso(text: str) -> str:
     """Rewrite ISO 8601 in the subset Python 3.10's `fromisoformat` reads.
 
     3.10 refuses `Z`, `+0200` and fractions of other than 3 or 6 digits, which 3.11
-    reads; text of another shape is left for `fromisoformat` to judge.
+    reads, and neither reads a `UTC` or `GMT` suffix; text of another shape is left
+    for `fromisoformat` to judge.
     """
     found = _ISO_8601.fullmatch(text)
     if found is None:
@@ -111,7 +111,7 @@ def _python_310_iso(text: str) -> str:
         if found["fraction"]:
             rewritten += "." + found["fraction"][:6].ljust(6, "0")
     zone = (found["zone"] or "").upper()
-    if zone == "Z":
+    if zone in {"Z", "UTC", "GMT"}:
         zone = "+00:00"
     elif zone:
         digits = zone[1:].replace(":", "")
@@ -124,16 +124,13 @@ def _python_310_iso(text: str) -> str:
 def _run_date_message(value: object, export_id: str) -> str:
     return (
         f"Export {export_id}: LastRunDate {shown(value)} is not epoch seconds or "
-        "milliseconds, ISO 8601, 'YYYY-MM-DD HH:MM:SS' or a date since 1970"
+        "milliseconds, ISO 8601, 'YYYY-MM-DD HH:MM:SS' or a date, since 1970"
     )
 
 
 def shown(value: object) -> str:
-    """Quote a detail value in a message: as JSON, escaped and cut short."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
+    """Quote a detail value in a message: escaped and cut short."""
+    text = repr(value)
     if len(text) > SHOWN_CHARACTERS:
         text = text[:SHOWN_CHARACTERS] + "..."
     return printable(text)
@@ -164,7 +161,7 @@ def run_link(value: object, export_id: str) -> str | None:
     else:
         problem = _link_problem(value)
     if problem is not None:
-        message = f"Export {export_id}: LastRunFile {problem}; the export is skipped"
+        message = f"Export {export_id}: LastRunFile {problem}"
         raise ExportDetailError(message)
     return str(value)
 
@@ -283,6 +280,19 @@ def _as_text(value: object) -> str | None:
     return None
 
 
+def metadata_record(export: dict[str, Any]) -> dict[str, Any]:
+    """Make an export's list item or detail a record: no secret, declared types.
+
+    Text fields of another JSON type are null (a number becomes its text), so no
+    record holds a shape its schema does not declare.
+    """
+    record: dict[str, Any] = without_secrets(export)
+    for name in TEXT_FIELDS:
+        if name in record:
+            record[name] = _as_text(record[name])
+    return record
+
+
 def _file_name_date(file_name: str | None) -> str | None:
     """Oktopost names an archive after its run date: the fallback for a missing date."""
     found = _FILE_NAME_DATE.match(file_name or "")
@@ -320,14 +330,10 @@ class ExportRun:
         if link and run_at is None:
             message = (
                 f"Export {export_id}: LastRunFile is set but LastRunDate is empty and "
-                "the file name holds no date, so the run cannot be told from others; "
-                "the export is skipped"
+                "the file name holds no date: the run cannot be told from others"
             )
             raise ExportDetailError(message)
-        record = without_secrets(detail)
-        for name in TEXT_FIELDS:
-            if name in record:
-                record[name] = _as_text(record[name])
+        record = metadata_record(detail)
         record["Id"] = export_id  # the Id asked for: the answer's could be anything
         record["LastRunDate"] = run_at
         record["LastRunFile"] = file_name

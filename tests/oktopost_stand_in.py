@@ -98,6 +98,9 @@ class StandInExport:
     archive_name: str = "2026-11-27-Posts-Report.zip"
     # How a never-run export shows LastRunFile, since the real API's choice is unknown.
     last_run_file_style: str = "absent"  # "absent" | "null" | "empty"
+    # Fields of the list item, and so of the detail, sent as given instead of the
+    # modelled ones (MISSING drops one): e.g. {"Type": ["Posts"]}.
+    list_fields: dict[str, Any] = field(default_factory=dict)
     # Detail fields sent as given instead of the modelled ones (MISSING drops one):
     # odd answers, e.g. {"LastRunFile": "ftp://x/a.zip"} or {"Type": {"a": 1}}.
     detail_fields: dict[str, Any] = field(default_factory=dict)
@@ -107,7 +110,7 @@ class StandInExport:
 
     def list_item(self) -> dict[str, Any]:
         """The fields `GET /bi-export` returns for this export."""
-        return {
+        item = {
             "Id": self.id,
             "DestinationType": self.destination_type,
             "Destination": self.destination,
@@ -116,6 +119,17 @@ class StandInExport:
             "TimeRange": self.time_range,
             "Status": self.status,
         }
+        return with_fields(item, self.list_fields)
+
+
+def with_fields(answer: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """An answer with these fields instead of its own; MISSING drops one."""
+    for name, value in fields.items():
+        if value is MISSING:
+            answer.pop(name, None)
+        else:
+            answer[name] = copy.deepcopy(value)
+    return answer
 
 
 @dataclass
@@ -731,12 +745,7 @@ class OktopostStandIn:
                 detail["LastRunFile"] = None
             elif export.last_run_file_style == "empty":
                 detail["LastRunFile"] = ""
-            for name, value in export.detail_fields.items():
-                if value is MISSING:
-                    detail.pop(name, None)
-                else:
-                    detail[name] = copy.deepcopy(value)
-            return detail
+            return with_fields(detail, export.detail_fields)
 
     def _detail_answer(self, export_id: str) -> dict[str, Any] | None:
         with self._lock:

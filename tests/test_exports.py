@@ -22,7 +22,7 @@ from tap_oktopost.exports import (
     parse_run_date,
     without_secrets,
 )
-from tap_oktopost.streams import ActiveExportStream
+from tap_oktopost.streams import ActiveExportStream, ExportListStream
 from tests.conftest import (
     config_for,
     csv_text,
@@ -277,6 +277,7 @@ def iso_forms(rng: random.Random) -> tuple[object, datetime.datetime]:
             (moment.strftime("%Y-%m-%d %H:%M:%S"), moment),
             (moment.strftime("%Y-%m-%dT%H:%M:%S"), moment),
             (moment.strftime("%Y-%m-%dT%H:%M:%SZ"), moment),
+            (moment.strftime("%Y-%m-%d %H:%M:%S UTC"), moment),
             (
                 moment.strftime("%Y-%m-%dT%H:%M:%S.250z"),
                 moment.replace(microsecond=250_000),
@@ -407,8 +408,7 @@ def test_an_unreadable_run_date_fails_its_export_naming_the_value_short(
         assert "\n" not in message
         assert "\x1b" not in message
         assert len(message) < 200
-    quoted = json.dumps(value)[:10] if not isinstance(value, float) else ""
-    assert printable(quoted) in message
+    assert printable(repr(value)[:10]) in message
 
 
 ODD_VALUES: list[object] = [
@@ -570,3 +570,35 @@ def test_a_sync_loads_every_healthy_export_and_fails_naming_the_bad_one(
     # The healthy exports' runs are bookmarked; the bad one's is not.
     assert all(run.bookmark(export_id) for export_id in HEALTHY)
     assert run.bookmark(BAD) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_metadata_fields_of_another_json_type_load_in_their_declared_shape(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    """Odd fields in the list and the detail: the export loads, and both metadata
+    streams' records fit their schemas. (`Status` in the list says which exports
+    are active: it is left out here.)"""
+    rng = seeded(f"odd-metadata-{seed}")
+    text, ids = numbered_csv(rng, EXPORT)
+    odd_names = [name for name in TEXT_FIELDS if name != "Status"]
+    listed = {name: rng.choice(ODD_VALUES) for name in rng.sample(odd_names, 2)}
+    listed["Destination"] = rng.choice([words(rng), ["a"], 3, None])
+    detail = {"Status": rng.choice(ODD_VALUES), "Frequency": rng.choice(ODD_VALUES)}
+    stand_in.add_export(
+        export_with(
+            EXPORT, {"Posts.csv": text}, list_fields=listed, detail_fields=detail
+        )
+    )
+
+    run = sync_in_process(config_for(stand_in))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert {record["id"] for record in run.records("posts")} == ids
+    for stream in (ExportListStream, ActiveExportStream):
+        (record,) = run.records(stream.name)
+        assert not list(JSONSchemaValidator(stream.schema).iter_errors(record))
+        assert record["Id"] == EXPORT
+        assert record["Destination"] == {}
+        assert "5ecret" not in json.dumps(record)
+    assert run.bookmark(EXPORT) == "2026-11-27T10:00:00+00:00"
