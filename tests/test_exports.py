@@ -7,6 +7,7 @@ import json
 import logging
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from tests.conftest import (
     csv_text,
     discover_in_process,
     export_with,
+    run_tap,
     sync_in_process,
 )
 from tests.oktopost_stand_in import MISSING, OktopostStandIn
@@ -602,3 +604,30 @@ def test_metadata_fields_of_another_json_type_load_in_their_declared_shape(
         assert record["Destination"] == {}
         assert "5ecret" not in json.dumps(record)
     assert run.bookmark(EXPORT) == "2026-11-27T10:00:00+00:00"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind",
+    ["LastRunFile unbalanced bracket", "LastRunFile object", "LastRunDate not finite"],
+)
+def test_the_command_line_discovers_and_syncs_the_healthy_exports_past_a_bad_one(
+    stand_in: OktopostStandIn, tmp_path: Path, kind: str
+) -> None:
+    expected = serve_one_bad_among_healthy(stand_in, kind, 0)
+    config = config_for(stand_in)
+
+    discovered = run_tap(config, tmp_path, discover=True)
+    streams = {entry["tap_stream_id"] for entry in discovered.messages[0]["streams"]}
+    assert {"posts", "campaigns"} <= streams
+    assert "reach" not in streams
+    assert BAD in discovered.stderr
+
+    synced = run_tap(config, tmp_path, catalog=discovered.messages[0], check=False)
+    assert synced.returncode == 1
+    for stream, ids in expected.items():
+        assert {record["id"] for record in synced.records(stream)} == ids
+    assert any("| ERROR" in line and BAD in line for line in synced.stderr.splitlines())
+    for output in (discovered, synced):
+        assert "Traceback" not in output.stderr
+        assert "5ecret" not in output.stdout + output.stderr
