@@ -11,6 +11,7 @@ import math
 import posixpath
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -31,7 +32,7 @@ _ISO_8601 = re.compile(
     re.IGNORECASE,
 )
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-EPOCH_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6))
+EPOCH_UNITS = ((10**11, 1), (10**14, 10**3), (10**17, 10**6))
 """Epoch numbers told apart by size: under 1e11 are seconds (1e11 s is the year
 5138), then milliseconds, then microseconds; larger ones are no run date."""
 LINK_SCHEMES = frozenset({"http", "https"})
@@ -71,12 +72,12 @@ def _run_moment(value: object) -> datetime.datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return _epoch_moment(value)
+        return _epoch_moment(Decimal(value))
     if not isinstance(value, str):
         return None
     text = value.strip()
     if _EPOCH_NUMBER.fullmatch(text):
-        return _epoch_moment(float(text))
+        return _epoch_moment(Decimal(text))
     if _ZERO_DATE.fullmatch(text):
         return _EPOCH
     moment = datetime.datetime.fromisoformat(_python_310_iso(text))
@@ -86,12 +87,14 @@ def _run_moment(value: object) -> datetime.datetime | None:
     return moment if moment >= _EPOCH else None
 
 
-def _epoch_moment(number: float) -> datetime.datetime | None:
-    if not math.isfinite(number) or number < 0:
+def _epoch_moment(number: Decimal) -> datetime.datetime | None:
+    """Read an epoch number in its unit, to the exact microsecond."""
+    if not number.is_finite() or number < 0:
         return None
     for limit, per_second in EPOCH_UNITS:
         if number < limit:
-            return _EPOCH + datetime.timedelta(seconds=number / per_second)
+            microseconds = round(number * 10**6 / per_second)
+            return _EPOCH + datetime.timedelta(microseconds=microseconds)
     return None
 
 
