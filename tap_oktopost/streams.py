@@ -33,7 +33,7 @@ from tap_oktopost.csv_data import (
     scan_member,
     widen,
 )
-from tap_oktopost.exports import without_secrets
+from tap_oktopost.exports import metadata_record
 from tap_oktopost.ledger import EXPORTS_STREAM
 from tap_oktopost.output import RecordLines
 from tap_oktopost.progress import TableProgress
@@ -112,7 +112,7 @@ class ExportListStream(OktopostStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """List every export, without destination credentials."""
         for export in self.oktopost.client.list_exports():
-            record = without_secrets(export)
+            record = metadata_record(export)
             record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
             yield record
 

@@ -16,6 +16,7 @@ import argparse
 import base64
 import binascii
 import contextlib
+import copy
 import csv
 import hashlib
 import hmac
@@ -97,10 +98,19 @@ class StandInExport:
     archive_name: str = "2026-11-27-Posts-Report.zip"
     # How a never-run export shows LastRunFile, since the real API's choice is unknown.
     last_run_file_style: str = "absent"  # "absent" | "null" | "empty"
+    # Fields of the list item, and so of the detail, sent as given instead of the
+    # modelled ones (MISSING drops one): e.g. {"Type": ["Posts"]}.
+    list_fields: dict[str, Any] = field(default_factory=dict)
+    # Detail fields sent as given instead of the modelled ones (MISSING drops one):
+    # odd answers, e.g. {"LastRunFile": "ftp://x/a.zip"} or {"Type": {"a": 1}}.
+    detail_fields: dict[str, Any] = field(default_factory=dict)
+    # A whole detail answer sent instead of {"Result": true, "Export": detail},
+    # e.g. {"Result": true} for an answer without its export.
+    detail_answer: dict[str, Any] | None = None
 
     def list_item(self) -> dict[str, Any]:
         """The fields `GET /bi-export` returns for this export."""
-        return {
+        item = {
             "Id": self.id,
             "DestinationType": self.destination_type,
             "Destination": self.destination,
@@ -109,6 +119,17 @@ class StandInExport:
             "TimeRange": self.time_range,
             "Status": self.status,
         }
+        return with_fields(item, self.list_fields)
+
+
+def with_fields(answer: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """An answer with these fields instead of its own; MISSING drops one."""
+    for name, value in fields.items():
+        if value is MISSING:
+            answer.pop(name, None)
+        else:
+            answer[name] = copy.deepcopy(value)
+    return answer
 
 
 @dataclass
@@ -374,10 +395,13 @@ class _ApiHandler(_Handler):
 
     def _export_detail(self, export_id: str) -> None:
         detail = self.stand_in._detail(export_id)
+        answer = self.stand_in._detail_answer(export_id)
         if detail is None:
             self._reply_error(HTTPStatus.NOT_FOUND, "Export not found")
         else:
-            self._reply_json({"Result": True, "Export": detail})
+            self._reply_json(
+                {"Result": True, "Export": detail} if answer is None else answer
+            )
 
 
 class _StorageHandler(_Handler):
@@ -730,7 +754,12 @@ class OktopostStandIn:
                 detail["LastRunFile"] = None
             elif export.last_run_file_style == "empty":
                 detail["LastRunFile"] = ""
-            return detail
+            return with_fields(detail, export.detail_fields)
+
+    def _detail_answer(self, export_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            export = self._exports.get(export_id)
+            return None if export is None else copy.deepcopy(export.detail_answer)
 
     def _archive(self, export_id: str) -> bytes | None:
         with self._lock:

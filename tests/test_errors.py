@@ -246,14 +246,51 @@ def not_json(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
 
 
 @case(
-    "Export <id>: LastRunDate '...' is not epoch seconds, ISO 8601, "
-    "'YYYY-MM-DD HH:MM:SS' or a date",
+    "Export <id>: LastRunDate '...' is not epoch seconds or milliseconds, "
+    "ISO 8601, 'YYYY-MM-DD HH:MM:SS' or a date, since 1970",
     failed_exports=1,
 )
 def odd_run_date(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     for export in demo_exports():
         stand_in.add_export(export)
     stand_in.set_run(POSTS, demo_exports()[0].archive, "next tuesday")
+    return tap(stand_in, tmp_path)
+
+
+@case("Export <id>: LastRunFile is a JSON <type>, not a link", failed_exports=1)
+def link_of_another_type(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    return tap_with_detail(stand_in, tmp_path, {"LastRunFile": {"Url": "x"}})
+
+
+@case(
+    "Export <id>: LastRunFile has the scheme '...', not http or https",
+    failed_exports=1,
+)
+def link_of_another_scheme(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    link = "ftp://files.oktopost.com/2026-11-27-Posts.zip?X-Amz-Signature=abc"
+    return tap_with_detail(stand_in, tmp_path, {"LastRunFile": link})
+
+
+@case(
+    "Export <id>: LastRunFile is set but LastRunDate is empty and the file name "
+    "holds no date: ...",
+    failed_exports=1,
+)
+def run_without_date(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    for export in demo_exports():
+        stand_in.add_export(export)
+    stand_in.set_run(POSTS, demo_exports()[0].archive, None, archive_name="Posts.zip")
+    return tap(stand_in, tmp_path)
+
+
+def tap_with_detail(
+    stand_in: OktopostStandIn, tmp_path: Path, fields: dict[str, Any]
+) -> TapRun:
+    """A sync of the demo exports, the posts export's detail sending these fields."""
+    for export in demo_exports():
+        if export.id == POSTS:
+            export.detail_fields = fields
+        stand_in.add_export(export)
     return tap(stand_in, tmp_path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from singer_sdk import metrics
 
 from tap_oktopost import progress
 from tap_oktopost.progress import TableProgress
@@ -99,32 +101,22 @@ def test_the_summary_says_per_export_the_run_and_rows_or_why_not(
             assert said == "run 2026-11-27T10:00:00+00:00 was loaded before"
 
 
-def test_progress_counts_what_went_out_and_says_it_at_its_interval() -> None:
+def test_progress_counts_what_went_out_and_says_it_at_its_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = [0.0]
-    lines: list[str] = []
-
-    class Logger:
-        def info(self, message: str, *args: Any) -> None:
-            lines.append(message % args)
-
-    class Counter:
-        value = 0
-
-        def increment(self, value: int = 1) -> None:
-            self.value += value
-
-    counter = Counter()
-    table = TableProgress(
-        Logger(), "posts", "032000000000001", counter, lambda: clock[0]
-    )  # type: ignore[arg-type]
-    for second in range(1, 95):
-        clock[0] = float(second)
-        table.sent(1000)
-    table.sent(5, counted=True)
+    counter = metrics.Counter(metrics.Metric.RECORD_COUNT, log_interval=10**9)
+    logger = logging.getLogger("tests.progress")
+    table = TableProgress(logger, "posts", "032000000000001", counter, lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger="tests.progress"):
+        for second in range(1, 95):
+            clock[0] = float(second)
+            table.sent(1000)
+        table.sent(5, counted=True)
 
     assert counter.value == 94_000
     assert table.rows == 94_005
-    assert lines == [
+    assert caplog.messages == [
         f"Stream posts, export 032000000000001: {n} rows sent so far (1000 rows/s)"
         for n in (30_000, 60_000, 90_000)
     ]
