@@ -126,11 +126,23 @@ class RetriableDownloadError(RetriableOktopostError):
 
 
 class FileChangedError(RetriableDownloadError):
-    """A file replaced in storage while read in pieces: read it again from scratch."""
+    """A file replaced in storage while read in pieces: read it again from scratch.
+
+    `whole` when the storage stopped honouring Range (a cache answering with the
+    whole file): read it again with one whole download.
+    """
+
+    def __init__(self, message: str, *, whole: bool = False) -> None:
+        super().__init__(message)
+        self.whole = whole
 
 
 class _FileChanged(Exception):
     """A Range answer from another version of the file: never retried alone."""
+
+    def __init__(self, message: str, *, whole: bool = False) -> None:
+        super().__init__(message)
+        self.whole = whole
 
 
 @dataclass(frozen=True)
@@ -370,7 +382,7 @@ class RemoteFile(io.RawIOBase):
             failure = ArchiveReadError(f"{error}; still failing after retries")
         except _FileChanged as changed:
             message = f"{self.where}: the file changed while being read ({changed})"
-            failure = FileChangedError(message)
+            failure = FileChangedError(message, whole=changed.whole)
         if failure is not None:
             raise failure  # out of the handler, so no chained error is printed
         for index in range(first, last + 1):
@@ -435,11 +447,11 @@ class RemoteFile(io.RawIOBase):
 
     def _check_version(self, got: requests.Response, first: int, last: int) -> None:
         """Raise `_FileChanged` unless the answer is of the head's file."""
-        if got.status_code == HTTPStatus.OK:
-            raise _FileChanged("a whole file came for a Range asked")
         etag = got.headers.get("ETag")
         if self.etag and etag and etag != self.etag:
             raise _FileChanged("a new ETag")
+        if got.status_code == HTTPStatus.OK:  # the same file, Range no longer honoured
+            raise _FileChanged("a whole file came for a Range asked", whole=True)
         found = _RANGE.fullmatch(got.headers.get("Content-Range", "").strip())
         if found is not None and int(found.group(3)) != self.size:
             raise _FileChanged(f"{found.group(3)} bytes where there were {self.size}")
@@ -501,20 +513,25 @@ class ArchiveStore:
 
         With `headers_only` (discovery), the archive is read remotely when the
         storage honours Range; else it is downloaded whole and kept for the sync.
-        The caller deletes a remote archive when done with it.
+        The caller deletes a remote archive when done with it. A file that changed
+        while read remotely is read again from its start, with one whole download
+        when the storage stopped honouring Range.
         """
         held = self._archives.get(run.export_id)
         if held is not None and held.run.run_at == run.run_at:
             return held
         self.discard(run.export_id)
         current = run
+        ranged = headers_only
 
         def attempt() -> ExportArchive:
-            nonlocal current
+            nonlocal current, ranged
             try:
-                return self._download(current, ranged=headers_only)
+                return self._download(current, ranged=ranged)
             except RetriableDownloadError as error:
                 failure = error
+            if isinstance(failure, FileChangedError) and failure.whole:
+                ranged = False
             current = self._fresh_link(run)  # outside the handler: no chained error
             raise failure
 

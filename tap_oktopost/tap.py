@@ -51,6 +51,7 @@ from tap_oktopost.download import (
     DEFAULT_MAX_DISK_BYTES,
     ArchiveStore,
     ExportArchive,
+    FileChangedError,
 )
 from tap_oktopost.exports import ExportRun
 from tap_oktopost.ledger import (
@@ -80,6 +81,8 @@ SAMPLE_ROWS = 2000
 """Rows per CSV file read at discovery for the catalog's types; a sync reads all."""
 SAMPLE_BUFFER_BYTES = 16 * 1024
 """Small reads, so that discovery fetches little more of a remote file than it uses."""
+_Sample = tuple[str, list[str], list[list[str]]]
+"""A CSV file's table, header and sample rows, read at discovery."""
 
 
 class TapOktopost(Tap):
@@ -498,12 +501,7 @@ class TapOktopost(Tap):
                     run.run_at
                 ):
                     continue  # a sync given this state has nothing of it to load
-                archive = self.archives.archive(run, headers_only=True)
-                try:
-                    self._add_shapes(archive, shapes)
-                finally:
-                    if archive.path is None:
-                        archive.delete()
+                self._add_run_shapes(run, shapes)
             except OktopostError as error:
                 self.logger.warning("Discovery skips export %s: %s", export_id, error)
         streams = []
@@ -519,9 +517,47 @@ class TapOktopost(Tap):
             streams.append(ExportFileStream(self, name, schema, keys))
         return streams
 
+    def _add_run_shapes(self, run: ExportRun, shapes: dict[str, TableShape]) -> None:
+        """Add the columns and sample types of one run's CSV files.
+
+        A file replaced in storage while read remotely is read again from scratch
+        (a bounded number of times) and only what one version holds is added, so a
+        catalog never holds columns of two versions of one file.
+        """
+        attempt, ranged = 0, True
+        while True:
+            attempt += 1
+            samples: list[_Sample] = []
+            changed: FileChangedError | None = None
+            archive = self.archives.archive(run, headers_only=ranged)
+            try:
+                self._add_samples(archive, samples)
+            except FileChangedError as error:
+                changed = error
+            finally:
+                if archive.path is None:
+                    archive.delete()
+                if changed is None:  # what was read before another failure counts
+                    for name, header, sample in samples:
+                        shapes.setdefault(name, TableShape()).add(header, sample)
+            if changed is None:
+                return
+            if attempt > self.archives.max_retries:
+                raise changed
+            ranged = not changed.whole
+            self.logger.warning(
+                "%s: reading it again from its start (%d of %d)",
+                changed,
+                attempt,
+                self.archives.max_retries,
+            )
+
     @staticmethod
-    def _add_shapes(archive: ExportArchive, shapes: dict[str, TableShape]) -> None:
-        """Add the columns and sample types of an archive's CSV files."""
+    def _add_samples(archive: ExportArchive, samples: list[_Sample]) -> None:
+        """Add the header and sample rows of each of an archive's CSV files.
+
+        A table whose file fails after its header is still added, with no columns.
+        """
         for name, members in archive.tables.items():
             for member in members:
                 try:
@@ -529,8 +565,11 @@ class TapOktopost(Tap):
                         rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
                         header = next((row for row in rows if row), None)
                         if header is not None:
-                            shape = shapes.setdefault(name, TableShape())
-                            shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
+                            samples.append((name, [], []))
+                            sample = list(itertools.islice(rows, SAMPLE_ROWS))
+                            samples[-1] = (name, header, sample)
+                except FileChangedError:
+                    raise
                 except (*READ_ERRORS, OktopostError) as error:
                     failure = member_error(archive, member, error, "at discovery")
                 else:

@@ -1,0 +1,360 @@
+"""Files as storage really serves them: not ZIP archives, odd Range answers, changes.
+
+Each fault class is built from several generated instances, synced in process
+against the stand-in: the export at fault fails alone with an ERROR naming it (or
+loads, where the file is good), the others load, and its bookmark stays until a
+sync with the fault gone loads it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import string
+import time
+
+import pytest
+
+from tap_oktopost.csv_data import METADATA_PROPERTIES
+from tests.conftest import (
+    TapRun,
+    config_for,
+    csv_text,
+    discover_in_process,
+    export_with,
+    sync_in_process,
+)
+from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
+from tests.test_sync import assert_no_secret
+
+pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
+
+BAD = "032000000000201"
+GOOD = "032000000000202"
+RUN_DATE = "2026-11-30 10:00:00"
+RUN_AT = "2026-11-30T10:00:00+00:00"
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retries wait no real time here: the waits are recorded instead."""
+    recorded: list[float] = []
+    monkeypatch.setattr(time, "sleep", recorded.append)
+    return recorded
+
+
+def seeded(seed: int) -> random.Random:
+    """Test data, repeatable: not for secrets."""
+    return random.Random(seed)  # noqa: S311
+
+
+def random_table(
+    rng: random.Random, rows: int, columns: int | None = None
+) -> list[list[str]]:
+    """A header of distinct words and rows of ids, counts and text."""
+    count = columns or rng.randint(2, 6)
+    header = [f"{word.title()} {index}" for index, word in enumerate(words(rng, count))]
+    lines = [header]
+    for number in range(rows):
+        row = [str(number), *(" ".join(words(rng, 3)) for _ in range(count - 1))]
+        lines.append(row)
+    return lines
+
+
+def words(rng: random.Random, count: int) -> list[str]:
+    return [
+        "".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9)))
+        for _ in range(count)
+    ]
+
+
+def column_of(cell: str) -> str:
+    return cell.lower().replace(" ", "_")
+
+
+def assert_rows(run: TapRun, stream: str, table: list[list[str]]) -> None:
+    """Every row of the table arrived in the stream, value for value."""
+    header, *rows = table
+    records = run.records(stream)
+    assert len(records) == len(rows)
+    got = sorted(
+        (record["_sdc_row_number"], [str(record[column_of(c)]) for c in header])
+        for record in records
+    )
+    assert [values for _, values in got] == rows
+
+
+def good_export() -> tuple[StandInExport, list[list[str]]]:
+    table = random_table(seeded(0), 12, columns=3)
+    return export_with(GOOD, {"2026-11-30-Clicks.csv": csv_text(table)}, RUN_DATE), (
+        table
+    )
+
+
+def with_good_export(stand_in: OktopostStandIn) -> list[list[str]]:
+    export, table = good_export()
+    stand_in.add_export(export)
+    return table
+
+
+def assert_failed_alone(
+    stand_in: OktopostStandIn, run: TapRun, good: list[list[str]], said: str
+) -> None:
+    """The export at fault has one ERROR naming it and keeps its bookmark."""
+    assert run.returncode != 0
+    errors = [
+        line
+        for line in run.stderr.splitlines()
+        if line.startswith("ERROR")
+        and f"Export {BAD}" in line
+        and said in line
+        and "Exports failed" not in line
+    ]
+    assert len(errors) == 1, run.stderr[-3000:]
+    assert run.bookmark(BAD) is None
+    assert run.bookmark(GOOD) == RUN_AT
+    assert_rows(run, "clicks", good)
+    assert_no_secret(stand_in, run)
+
+
+# -- files that are not ZIP archives ---------------------------------------------
+
+
+def html_page(rng: random.Random) -> bytes:
+    doctype = rng.choice(["<!DOCTYPE html>", "<!doctype HTML>", ""])
+    title = " ".join(words(rng, 4))
+    return (
+        f"{rng.choice(['', ' ', chr(10)])}{doctype}<html><head><title>{title}"
+        f"</title></head><body>Access blocked by policy</body></html>"
+    ).encode()
+
+
+def binary_blob(rng: random.Random) -> bytes:
+    return rng.choice([b"\x7fELF", b"\x89PNG", b"\x00\x01\x02\x03"]) + rng.randbytes(
+        rng.randint(100, 200_000)
+    )
+
+
+NOT_FILES = {
+    "html": (html_page, "an HTML page"),
+    "xml": (
+        lambda rng: b"<?xml version='1.0'?><Error><Code>Blocked</Code></Error>",
+        "an XML or HTML document",
+    ),
+    "binary": (binary_blob, "a file of unknown kind"),
+    "empty": (lambda rng: b"", "an empty file"),
+    "gzip of html": (
+        lambda rng: gzip.compress(html_page(rng)),
+        "gzip data holding an HTML page",
+    ),
+    "prose": (
+        lambda rng: ("Service unavailable\n" + " ".join(words(rng, 30))).encode(),
+        "text that is not CSV with a header line",
+    ),
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("kind", sorted(NOT_FILES))
+def test_a_body_that_is_no_export_file_fails_its_export_after_fresh_links(
+    stand_in: OktopostStandIn, kind: str, seed: int
+) -> None:
+    make, said = NOT_FILES[kind]
+    body = make(seeded(seed))
+    good = with_good_export(stand_in)
+    table = random_table(seeded(seed + 100), 7)
+    stand_in.add_export(
+        StandInExport(
+            id=BAD,
+            last_run_date=RUN_DATE,
+            archive=body,
+            archive_name="2026-11-30-Posts-Report.zip",
+        )
+    )
+    config = config_for(stand_in, max_retries=1)
+    run = sync_in_process(config)
+
+    assert_failed_alone(stand_in, run, good, f"came as {said}")
+    links = {
+        r.path for r in stand_in.downloads() if r.path.startswith(f"/storage/{BAD}")
+    }
+    assert len(links) >= 2  # retried with a fresh link
+    assert "X-Amz-Signature" not in run.stderr
+
+    stand_in.set_run(BAD, make_zip({"2026-11-30-Posts.csv": csv_text(table)}), RUN_DATE)
+    again = sync_in_process(config, state=run.final_state)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert_rows(again, "posts", table)
+    assert again.bookmark(BAD) == RUN_AT
+    assert again.records("clicks") == []
+
+
+def single_files(seed: int) -> list[tuple[str, bool, str]]:
+    """(link file name, gzipped, table) of files holding one CSV table."""
+    rng = seeded(seed)
+    stem = rng.choice(["Reach", "Post Stats", "Clicks_By_Day"])
+    table = column_of(stem)
+    return [
+        (f"2026-11-{rng.randint(10, 30)}-{stem}.csv.gz", True, table),
+        (f"{stem}.csv", False, table),
+        (f"2026-11-30-{stem}.CSV.GZ", True, table),
+        (f"2026-11-30-{stem}.zip", True, table),  # named as a ZIP, holding gzip CSV
+        (f"2026-11-30-{stem}.txt", False, table),  # a CSV header tells it
+    ]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("case", range(5))
+def test_a_gzipped_or_plain_csv_file_loads_as_the_one_table_it_holds(
+    stand_in: OktopostStandIn, seed: int, case: int
+) -> None:
+    name, gzipped, stream = single_files(seed)[case]
+    rng = seeded(seed * 10 + case)
+    # Some files pass the first Range read's 64 KiB, so discovery reads on remotely.
+    table = random_table(rng, rng.choice([5, 300, 4000]))
+    text = csv_text(table, rng.choice(["\r\n", "\n"])).encode(
+        rng.choice(["utf-8", "utf-8-sig"])
+    )
+    body = gzip.compress(text) if gzipped else text
+    good = with_good_export(stand_in)
+    stand_in.add_export(
+        StandInExport(id=BAD, last_run_date=RUN_DATE, archive=body, archive_name=name)
+    )
+    run = sync_in_process(config_for(stand_in))
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_rows(run, stream, table)
+    assert {r["_sdc_source_file"] for r in run.records(stream)} == {name}
+    assert_rows(run, "clicks", good)
+    assert run.bookmark(BAD) == RUN_AT
+    assert "Nothing to load" not in run.stderr
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_csv_gz_members_of_a_zip_load_like_csv_members(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    rng = seeded(seed)
+    reach = random_table(rng, rng.randint(1, 50))
+    posts = random_table(rng, rng.randint(1, 50))
+    folder = rng.choice(["", "reports/", "out/2026/"])
+    members: dict[str, str | bytes] = {
+        f"{folder}2026-11-30-Reach.csv.gz": gzip.compress(csv_text(reach).encode()),
+        "2026-11-30-Posts.csv": csv_text(posts),
+    }
+    stand_in.add_export(export_with(BAD, members, RUN_DATE))
+    run = sync_in_process(config_for(stand_in))
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_rows(run, "reach", reach)
+    assert_rows(run, "posts", posts)
+    assert "not a CSV file" not in run.stderr
+
+
+def test_a_gzip_file_that_breaks_off_fails_its_export_naming_the_file(
+    stand_in: OktopostStandIn,
+) -> None:
+    good = with_good_export(stand_in)
+    text = csv_text(random_table(seeded(3), 3000)).encode()
+    body = gzip.compress(text)[:-200]  # the end of the deflate data is missing
+    stand_in.add_export(
+        StandInExport(
+            id=BAD, last_run_date=RUN_DATE, archive=body, archive_name="Reach.csv.gz"
+        )
+    )
+    run = sync_in_process(config_for(stand_in, max_retries=0))
+
+    assert_failed_alone(stand_in, run, good, "file Reach.csv.gz")
+
+
+# -- Range reads on real storage ---------------------------------------------------
+
+
+RANGE_STYLES = ["strict", "strict-bare", "first-only", "ignored"]
+
+
+@pytest.mark.parametrize("style", RANGE_STYLES)
+@pytest.mark.parametrize("rows", [1, 40, 3000])
+def test_storage_refusing_or_ignoring_range_falls_back_to_a_whole_download(
+    stand_in: OktopostStandIn, style: str, rows: int
+) -> None:
+    if style == "ignored":
+        stand_in.honour_range = False
+    else:
+        stand_in.range_style = style
+    table = random_table(seeded(rows), rows)
+    # Random text: the archive of 3000 rows is past the first Range read's size.
+    members = {"2026-11-30-Posts.csv": csv_text(table)}
+    stand_in.add_export(export_with(BAD, members, RUN_DATE))
+    good = with_good_export(stand_in)
+    config = config_for(stand_in)
+    catalog = discover_in_process(config)
+    (posts,) = [s for s in catalog["streams"] if s["tap_stream_id"] == "posts"]
+    assert {column_of(c) for c in table[0]} <= set(posts["schema"]["properties"])
+
+    run = sync_in_process(config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_rows(run, "posts", table)
+    assert_rows(run, "clicks", good)
+    assert run.bookmark(BAD) == RUN_AT
+    assert "Discovery skips" not in run.stderr
+
+
+def versions(seed: int) -> tuple[list[list[str]], list[list[str]]]:
+    """Two files of one export with different columns, each past 64 KiB zipped."""
+    rng = seeded(seed)
+    first = random_table(rng, 4000, columns=3)
+    second = random_table(rng, 4000, columns=4)
+    return first, second
+
+
+@pytest.mark.parametrize("etag", [True, False])
+@pytest.mark.parametrize("after", [1, 2, 3, 4])
+def test_a_file_replaced_while_discovery_reads_it_gives_one_versions_columns(
+    stand_in: OktopostStandIn, after: int, *, etag: bool
+) -> None:
+    stand_in.send_etag = etag
+    first, second = versions(after)
+    stand_in.add_export(
+        export_with(BAD, {"2026-11-30-Posts.csv": csv_text(first)}, RUN_DATE)
+    )
+    replacement = make_zip({"2026-11-30-Posts.csv": csv_text(second)})
+    stand_in.replace_after(BAD, after, replacement)
+    config = config_for(stand_in)
+    catalog = discover_in_process(config)
+
+    (posts,) = [s for s in catalog["streams"] if s["tap_stream_id"] == "posts"]
+    columns = set(posts["schema"]["properties"]) - set(METADATA_PROPERTIES)
+    served = [r for r in stand_in.downloads() if r.path.startswith(f"/storage/{BAD}")]
+    # Head, central directory, then the member's rows past the head: a change
+    # after one or two requests surfaces in the middle of discovery's reading.
+    changed = len(served) > after
+    assert changed or after > 2
+    assert columns == {column_of(c) for c in (second if changed else first)[0]}
+    blocks = [
+        r for r in served if not r.headers.get("Range", "").startswith("bytes=0-")
+    ]
+    assert blocks
+    assert all(("If-Range" in r.headers) == etag for r in blocks)
+    if changed:
+        run = sync_in_process(config, catalog=catalog)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert_rows(run, "posts", second)
+
+
+def test_a_file_that_keeps_changing_fails_discovery_of_its_export_only(
+    stand_in: OktopostStandIn,
+) -> None:
+    first, second = versions(9)
+    stand_in.add_export(
+        export_with(BAD, {"2026-11-30-Posts.csv": csv_text(first)}, RUN_DATE)
+    )
+    with_good_export(stand_in)
+    files = [make_zip({"2026-11-30-Posts.csv": csv_text(t)}) for t in (first, second)]
+    for number in range(1, 60):  # a new version at every request
+        stand_in.replace_after(BAD, 0, files[number % 2])
+    catalog = discover_in_process(config_for(stand_in, max_retries=2))
+
+    names = {s["tap_stream_id"] for s in catalog["streams"]}
+    assert "clicks" in names
+    assert "posts" not in names
