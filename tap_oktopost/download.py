@@ -162,12 +162,16 @@ class _Refused:
 
     @classmethod
     def of(cls, got: requests.Response) -> _Refused:
-        """Ask for the size a 416 gives (RFC 9110: `bytes */N`), else the whole."""
+        """Ask for the size a 416 gives (RFC 9110: `bytes */N`), else the whole.
+
+        A size that the refused range fitted in says the storage refuses Range
+        itself: the whole file is asked for then too.
+        """
         found = _UNSATISFIED.fullmatch(got.headers.get("Content-Range", "").strip())
         size = int(found.group(1)) if found else 0
-        if size == 0:
+        if not 0 < size < RemoteFile.HEAD_BYTES:
             return cls(None)
-        return cls(f"bytes=0-{min(size, RemoteFile.HEAD_BYTES) - 1}")
+        return cls(f"bytes=0-{size - 1}")
 
 
 def link_file_name(link: str) -> str:

@@ -9,13 +9,26 @@ sync with the fault gone loads it.
 from __future__ import annotations
 
 import gzip
+import io
 import random
 import string
 import time
+import zipfile
+from pathlib import Path
 
 import pytest
 
+from tap_oktopost.archive import (
+    ARCHIVE_RATIO_CHECK_BYTES,
+    DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    MAX_ARCHIVE_RATIO,
+    RATIO_CHECK_BYTES,
+    ExportArchive,
+    InflationLimitError,
+    UnloadableExportError,
+)
 from tap_oktopost.csv_data import METADATA_PROPERTIES
+from tap_oktopost.exports import ExportRun
 from tests.conftest import (
     TapRun,
     config_for,
@@ -358,3 +371,148 @@ def test_a_file_that_keeps_changing_fails_discovery_of_its_export_only(
     names = {s["tap_stream_id"] for s in catalog["streams"]}
     assert "clicks" in names
     assert "posts" not in names
+
+
+# -- an archive-wide inflation guard -----------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def repetitive_csv(size: int, gap: int | None, rng: random.Random) -> bytes:
+    """CSV of `size` bytes deflating about 1000 times, less with a digit per `gap`."""
+    data = bytearray(b"Id,Text\n" + b"0,0\n" * (size // 4))
+    if gap is not None:
+        for index in range(rng.randrange(gap), len(data) - 1, gap):
+            if data[index] == ord("0"):
+                data[index] = rng.randrange(ord("1"), ord("9") + 1)
+    return bytes(data)
+
+
+def claim_no_compression(packed: bytes) -> bytes:
+    """Make every central directory entry claim its member is stored as is."""
+    data = bytearray(packed)
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        claimed = data[at + 24 : at + 28]  # the uncompressed size
+        data[at + 20 : at + 24] = claimed
+        at = data.find(b"PK\x01\x02", at + 4)
+    return bytes(data)
+
+
+def bomb(seed: int) -> tuple[bytes, bool, int, int, str]:
+    """A ZIP of many members, each under the per-member check's size floor.
+
+    Gives the archive, whether its central directory hides the compression (a lie,
+    or gzip members), the CSV bytes it holds, the compressed bytes they take, and
+    its shape for messages.
+    """
+    rng = seeded(seed)
+    count = rng.randint(4, 40)
+    size = rng.randint(max(40 * MiB // count, MiB), RATIO_CHECK_BYTES - MiB)
+    gap = rng.choice([None, 3000, 6000])
+    gzipped = rng.random() < 0.3
+    content = repetitive_csv(size, gap, rng)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as packed:
+        for number in range(count):
+            if gzipped:  # stored gzip files: only gzip compresses
+                packed.writestr(
+                    f"Part-{number}.csv.gz",
+                    gzip.compress(content, 6),
+                    compress_type=zipfile.ZIP_STORED,
+                )
+            else:
+                packed.writestr(f"Part-{number}.csv", content)
+        compressed = sum(info.compress_size for info in packed.infolist())
+        lie = not gzipped and rng.random() < 0.5
+        if lie:  # zipfile reads ahead by the claimed size: give it bytes to read
+            padding = rng.randbytes(2 * MiB)
+            packed.writestr("padding.bin", padding, compress_type=zipfile.ZIP_STORED)
+    data = claim_no_compression(buffer.getvalue()) if lie else buffer.getvalue()
+    shape = f"{count} x {size} bytes, gap {gap}, gzip {gzipped}, lying {lie}"
+    return data, lie or gzipped, count * len(content), compressed, shape
+
+
+def archive_at(tmp_path: Path, data: bytes) -> ExportArchive:
+    path = tmp_path / "run.zip"
+    path.write_bytes(data)
+    detail = {"Id": BAD, "Type": "Posts", "LastRunDate": RUN_DATE}
+    return ExportArchive(ExportRun.from_detail(BAD, detail), path)
+
+
+def inflate_all(archive: ExportArchive, delivered: list[int]) -> None:
+    """Read every table member in turn, noting the bytes delivered."""
+    for members in archive.tables.values():
+        for member in members:
+            with archive.open_member(member) as stream:
+                for piece in iter(lambda: stream.read(MiB), b""):
+                    delivered.append(len(piece))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_bomb_of_many_small_members_is_refused_by_the_archive_wide_ratio(
+    tmp_path: Path, seed: int
+) -> None:
+    data, claims_hide_it, inflated, compressed, shape = bomb(seed)
+    assert inflated > ARCHIVE_RATIO_CHECK_BYTES
+    assert inflated > compressed * MAX_ARCHIVE_RATIO, shape
+    archive = archive_at(tmp_path, data)
+    assert len(archive.tables) > 3, shape
+    if not claims_hide_it:
+        with pytest.raises(UnloadableExportError) as refused:
+            archive.check_limits(DEFAULT_MAX_UNCOMPRESSED_BYTES)
+        assert "zip bomb of many members" in str(refused.value)
+        assert str(refused.value).startswith(f"Export {BAD} (Posts): ")
+        return
+    archive.check_limits(DEFAULT_MAX_UNCOMPRESSED_BYTES)  # the claims pass
+    delivered: list[int] = []
+    with pytest.raises(InflationLimitError) as raised:
+        inflate_all(archive, delivered)
+    message = str(raised.value)
+    assert message.startswith(f"Export {BAD} (Posts), file Part-"), shape
+    assert f"past {MAX_ARCHIVE_RATIO} times: refusing a likely zip bomb" in message
+    assert sum(delivered) <= ARCHIVE_RATIO_CHECK_BYTES + MiB
+
+
+@pytest.mark.parametrize(("width", "cycle"), [(1000, 1000), (1000, 27), (2000, 100)])
+def test_honest_repetitive_csv_of_50_mb_loads_whole(
+    stand_in: OktopostStandIn, width: int, cycle: int
+) -> None:
+    rows = 50_000_000 // width
+    lines = [f"{n % cycle},2026-11-{1 + n % 27:02d},{'0' * width}" for n in range(rows)]
+    text = ("Id,Day,Text\n" + "\n".join(lines) + "\n").encode()
+    members: dict[str, str | bytes] = {"2026-11-30-Wide.csv": text}
+    packed = make_zip(members)
+    assert 150 < len(text) / len(packed) < MAX_ARCHIVE_RATIO
+    stand_in.add_export(StandInExport(id=BAD, last_run_date=RUN_DATE, archive=packed))
+    run = sync_in_process(config_for(stand_in))
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = run.records("wide")
+    assert len(records) == rows
+    assert records[-1]["day"] == f"2026-11-{1 + (rows - 1) % 27:02d}"
+    assert run.bookmark(BAD) == RUN_AT
+
+
+def test_a_lying_bomb_fails_its_export_alone_and_loads_once_replaced(
+    stand_in: OktopostStandIn,
+) -> None:
+    good = with_good_export(stand_in)
+    rng = seeded(5)
+    content = repetitive_csv(8 * MiB, 3000, rng)
+    packed = claim_no_compression(
+        make_zip({f"2026-11-30-Posts-{n}.csv": content for n in range(8)})
+    )
+    stand_in.add_export(StandInExport(id=BAD, last_run_date=RUN_DATE, archive=packed))
+    config = config_for(stand_in)
+    run = sync_in_process(config)
+
+    assert_failed_alone(stand_in, run, good, "refusing a likely zip bomb")
+    table = random_table(rng, 9)
+    stand_in.set_run(
+        BAD, make_zip({"2026-11-30-Posts-1.csv": csv_text(table)}), RUN_DATE
+    )
+    again = sync_in_process(config, state=run.final_state)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert_rows(again, "posts_1", table)
+    assert again.bookmark(BAD) == RUN_AT
