@@ -602,8 +602,8 @@ class ArchiveStore:
         """Download the run's file; `ranged`, ask for its first block only.
 
         A storage refusing that first Range (416, as some do past the end of a small
-        file) is asked once more: for the size its `Content-Range` gives, else
-        for the whole file.
+        file) is asked for the size its `Content-Range` gives, and refusing that
+        too, for the whole file without Range.
         """
         if not run.link:
             message = f"Export {run.export_id} has no file to download"
@@ -613,13 +613,12 @@ class ArchiveStore:
         path = self._folder_path() / f"run-{next(self._file_numbers)}.zip"
         failure: OktopostError | None = None
         try:
-            ask = f"bytes=0-{RemoteFile.HEAD_BYTES - 1}" if ranged else None
-            got = self._get_file(run, ask, path, where)
-            if isinstance(got, _Refused):
-                got = self._get_file(run, got.next_ask, path, where)
-            if isinstance(got, _Refused):
-                message = f"{where}: HTTP 416, the storage refused every Range asked"
-                raise OktopostError(message)
+            first = f"bytes=0-{RemoteFile.HEAD_BYTES - 1}" if ranged else None
+            got = self._get_file(run, first, path, where)
+            ask = first
+            while isinstance(got, _Refused):  # the size it gives, then the whole
+                ask = got.next_ask if ask == first else None
+                got = self._get_file(run, ask, path, where)
             if isinstance(got, _Head):
                 return self._open_remote(run, got, path)
         except OSError as error:

@@ -442,6 +442,8 @@ class _StorageHandler(_Handler):
             requested = None  # another version, or a cache serving whole files
         if requested is not None and self.stand_in.honour_range:
             try:
+                if style == "refuse":
+                    raise _UnsatisfiableRange
                 byte_range = _parse_range(
                     requested, total, strict=style.startswith("strict")
                 )
@@ -548,8 +550,9 @@ class OktopostStandIn:
         self.range_style = "s3"
         """How Range is answered: "s3" (416 only past the end), "strict" (416 to a
         range reaching past the end, with `bytes */N`), "strict-bare" (the same
-        without the size), "first-only" (a cache: Range honoured from byte 0 only,
-        else the whole file with 200)."""
+        without the size), "refuse" (416 with `bytes */N` to every Range),
+        "first-only" (a cache: Range honoured from byte 0 only, else the whole file
+        with 200)."""
         self.send_etag = True
         self.link_lifetime_seconds = link_lifetime_seconds
         self.requests: list[RecordedRequest] = []

@@ -14,6 +14,7 @@ import random
 import string
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -283,7 +284,7 @@ def test_a_gzip_file_that_breaks_off_fails_its_export_naming_the_file(
 # -- Range reads on real storage ---------------------------------------------------
 
 
-RANGE_STYLES = ["strict", "strict-bare", "first-only", "ignored"]
+RANGE_STYLES = ["strict", "strict-bare", "refuse", "first-only", "ignored"]
 
 
 @pytest.mark.parametrize("style", RANGE_STYLES)
@@ -378,9 +379,15 @@ def test_a_file_that_keeps_changing_fails_discovery_of_its_export_only(
 MiB = 1024 * 1024
 
 
-def repetitive_csv(size: int, gap: int | None, rng: random.Random) -> bytes:
-    """CSV of `size` bytes deflating about 1000 times, less with a digit per `gap`."""
-    data = bytearray(b"Id,Text\n" + b"0,0\n" * (size // 4))
+def repetitive_csv(
+    size: int, gap: int | None, rng: random.Random, width: int = 2
+) -> bytes:
+    """CSV of `size` bytes deflating about 1000 times, less with a digit per `gap`.
+
+    Its rows hold `width` bytes.
+    """
+    row = b"0," + b"0" * (width - 2) + b"\n"
+    data = bytearray(b"Id,Text\n" + row * (size // len(row)))
     if gap is not None:
         for index in range(rng.randrange(gap), len(data) - 1, gap):
             if data[index] == ord("0"):
@@ -499,15 +506,18 @@ def test_a_lying_bomb_fails_its_export_alone_and_loads_once_replaced(
 ) -> None:
     good = with_good_export(stand_in)
     rng = seeded(5)
-    content = repetitive_csv(8 * MiB, 3000, rng)
-    packed = claim_no_compression(
-        make_zip({f"2026-11-30-Posts-{n}.csv": content for n in range(8)})
-    )
+    content = repetitive_csv(8 * MiB, None, rng, width=20_000)
+    assert len(content) > len(zlib.compress(content)) * MAX_ARCHIVE_RATIO
+    members: dict[str, str | bytes] = {
+        f"2026-11-30-Posts-{n}.csv": content for n in range(8)
+    }
+    members["padding.bin"] = rng.randbytes(2 * MiB)  # for zipfile to read ahead
+    packed = claim_no_compression(make_zip(members))
     stand_in.add_export(StandInExport(id=BAD, last_run_date=RUN_DATE, archive=packed))
     config = config_for(stand_in)
     run = sync_in_process(config)
 
-    assert_failed_alone(stand_in, run, good, "refusing a likely zip bomb")
+    assert_failed_alone(stand_in, run, good, "a likely zip bomb of many members")
     table = random_table(rng, 9)
     stand_in.set_run(
         BAD, make_zip({"2026-11-30-Posts-1.csv": csv_text(table)}), RUN_DATE
