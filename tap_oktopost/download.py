@@ -34,6 +34,7 @@ from tap_oktopost.archive import (
     ExportArchive,
     NotCsvExportError,
     UnloadableExportError,
+    single_file_table,
 )
 from tap_oktopost.client import (
     ExpiredLinkError,
@@ -820,6 +821,13 @@ class ArchiveStore:
                     f"{printable(name)} came as {came}, not a ZIP archive or CSV file"
                 )
                 raise RetriableDownloadError(message)
+            if single_file_table(name) is None:
+                message = (
+                    f"Export {run.export_id} ({run.export_type}): its last run's file "
+                    f"is one CSV file, but its name ({printable(name)}) has no letter "
+                    "or digit to name its table after"
+                )
+                raise OktopostError(message)
             return ExportArchive(
                 run,
                 source,

@@ -281,6 +281,25 @@ def test_a_gzip_file_that_breaks_off_fails_its_export_naming_the_file(
     assert_failed_alone(stand_in, run, good, "file Reach.csv.gz")
 
 
+@pytest.mark.parametrize("name", ["", ".csv", ".csv.gz"])
+def test_a_csv_file_whose_name_makes_no_table_fails_its_export(
+    stand_in: OktopostStandIn, name: str
+) -> None:
+    good = with_good_export(stand_in)
+    text = csv_text(random_table(seeded(len(name)), 5)).encode()
+    stand_in.add_export(
+        StandInExport(
+            id=BAD,
+            last_run_date=RUN_DATE,
+            archive=gzip.compress(text) if name.endswith(".gz") else text,
+            archive_name=name,
+        )
+    )
+    run = sync_in_process(config_for(stand_in))
+
+    assert_failed_alone(stand_in, run, good, "to name its table after")
+
+
 # -- Range reads on real storage ---------------------------------------------------
 
 
@@ -526,3 +545,24 @@ def test_a_lying_bomb_fails_its_export_alone_and_loads_once_replaced(
     assert again.returncode == 0, again.stderr[-3000:]
     assert_rows(again, "posts_1", table)
     assert again.bookmark(BAD) == RUN_AT
+
+
+@pytest.mark.parametrize(("size", "gap"), [(40 * MiB, None), (80 * MiB, 6000)])
+def test_a_gzipped_csv_file_inflating_like_a_bomb_is_refused_as_it_is_read(
+    tmp_path: Path, size: int, gap: int | None
+) -> None:
+    path = tmp_path / "run.csv.gz"
+    path.write_bytes(gzip.compress(repetitive_csv(size, gap, seeded(size)), 6))
+    detail = {"Id": BAD, "Type": "Posts", "LastRunDate": RUN_DATE}
+    run = ExportRun.from_detail(BAD, detail)
+    archive = ExportArchive(run, path, single="2026-11-30-Reach.csv.gz", gzipped=True)
+    assert archive.tables == {"reach": ["2026-11-30-Reach.csv.gz"]}
+    delivered: list[int] = []
+
+    with pytest.raises(InflationLimitError) as raised:
+        inflate_all(archive, delivered)
+    assert str(raised.value).startswith(
+        f"Export {BAD} (Posts), file 2026-11-30-Reach.csv.gz: "
+    )
+    assert "refusing a likely zip bomb" in str(raised.value)
+    assert sum(delivered) <= ARCHIVE_RATIO_CHECK_BYTES + MiB
