@@ -175,6 +175,11 @@ class _Refused:
         return cls(f"bytes=0-{size - 1}")
 
 
+def _opaque(etag: str) -> str:
+    """Give an ETag as compared weakly: a cache may mark the same version weak."""
+    return etag.removeprefix("W/")
+
+
 def link_file_name(link: str) -> str:
     """Give the file name at the end of a link's path, without its query."""
     try:
@@ -453,7 +458,7 @@ class RemoteFile(io.RawIOBase):
     def _check_version(self, got: requests.Response, first: int, last: int) -> None:
         """Raise `_FileChanged` unless the answer is of the head's file."""
         etag = got.headers.get("ETag")
-        if self.etag and etag and etag != self.etag:
+        if self.etag and etag and _opaque(etag) != _opaque(self.etag):
             raise _FileChanged("a new ETag")
         if got.status_code == HTTPStatus.OK:  # the same file, Range no longer honoured
             raise _FileChanged("a whole file came for a Range asked", whole=True)
