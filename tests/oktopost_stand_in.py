@@ -430,8 +430,10 @@ class _StorageHandler(_Handler):
         total = len(data)
         headers = {"Accept-Ranges": "bytes"}
         etag = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
-        if self.stand_in.send_etag:
+        if self.stand_in.etag_style == "strong":
             headers["ETag"] = etag
+        elif self.stand_in.etag_style == "weak":
+            headers["ETag"] = f"W/{etag}"
         status: int = HTTPStatus.OK
         requested = self.headers.get("Range")
         style = self.stand_in.range_style
@@ -553,7 +555,8 @@ class OktopostStandIn:
         without the size), "refuse" (416 with `bytes */N` to every Range),
         "first-only" (a cache: Range honoured from byte 0 only, else the whole file
         with 200)."""
-        self.send_etag = True
+        self.etag_style = "strong"
+        """The ETag sent with the file: "strong", "weak" (`W/"..."`), or "none"."""
         self.link_lifetime_seconds = link_lifetime_seconds
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()

@@ -36,6 +36,7 @@ from tests.conftest import (
     csv_text,
     discover_in_process,
     export_with,
+    run_tap,
     sync_in_process,
 )
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
@@ -119,7 +120,7 @@ def assert_failed_alone(
     errors = [
         line
         for line in run.stderr.splitlines()
-        if line.startswith("ERROR")
+        if (line.startswith("ERROR") or "| ERROR " in line)  # in process, or CLI
         and f"Export {BAD}" in line
         and said in line
         and "Exports failed" not in line
@@ -201,6 +202,27 @@ def test_a_body_that_is_no_export_file_fails_its_export_after_fresh_links(
     assert_rows(again, "posts", table)
     assert again.bookmark(BAD) == RUN_AT
     assert again.records("clicks") == []
+
+
+def test_through_the_command_line_a_block_page_fails_its_export_and_loads_later(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> None:
+    good = with_good_export(stand_in)
+    table = random_table(seeded(42), 20)
+    stand_in.add_export(
+        StandInExport(id=BAD, last_run_date=RUN_DATE, archive=html_page(seeded(42)))
+    )
+    config = config_for(stand_in, max_retries=1)
+    run = run_tap(config, tmp_path, check=False, env={"LOGLEVEL": "DEBUG"})
+
+    assert run.returncode == 1
+    assert_failed_alone(stand_in, run, good, "came as an HTML page")
+    assert "Traceback" not in run.stderr
+
+    stand_in.set_run(BAD, make_zip({"2026-11-30-Posts.csv": csv_text(table)}), RUN_DATE)
+    again = run_tap(config, tmp_path, state=run.final_state)
+    assert_rows(again, "posts", table)
+    assert again.bookmark(BAD) == RUN_AT
 
 
 def single_files(seed: int) -> list[tuple[str, bool, str]]:
@@ -341,12 +363,12 @@ def versions(seed: int) -> tuple[list[list[str]], list[list[str]]]:
     return first, second
 
 
-@pytest.mark.parametrize("etag", [True, False])
+@pytest.mark.parametrize("etag", ["strong", "weak", "none"])
 @pytest.mark.parametrize("after", [1, 2, 3, 4])
 def test_a_file_replaced_while_discovery_reads_it_gives_one_versions_columns(
-    stand_in: OktopostStandIn, after: int, *, etag: bool
+    stand_in: OktopostStandIn, after: int, etag: str
 ) -> None:
-    stand_in.send_etag = etag
+    stand_in.etag_style = etag
     first, second = versions(after)
     stand_in.add_export(
         export_with(BAD, {"2026-11-30-Posts.csv": csv_text(first)}, RUN_DATE)
@@ -368,7 +390,7 @@ def test_a_file_replaced_while_discovery_reads_it_gives_one_versions_columns(
         r for r in served if not r.headers.get("Range", "").startswith("bytes=0-")
     ]
     assert blocks
-    assert all(("If-Range" in r.headers) == etag for r in blocks)
+    assert all(("If-Range" in r.headers) == (etag == "strong") for r in blocks)
     if changed:
         run = sync_in_process(config, catalog=catalog)
         assert run.returncode == 0, run.stderr[-3000:]
