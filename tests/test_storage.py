@@ -41,11 +41,18 @@ from tests.conftest import (
 )
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 from tests.test_sync import assert_no_secret
+from tests.test_targets import (  # `project`: Meltano and a schema of this test's
+    Project,
+    project,  # noqa: F401
+    row_counts,
+    sql,
+)
 
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 BAD = "032000000000201"
 GOOD = "032000000000202"
+GZIPPED = "032000000000203"
 RUN_DATE = "2026-11-30 10:00:00"
 RUN_AT = "2026-11-30T10:00:00+00:00"
 
@@ -588,3 +595,49 @@ def test_a_gzipped_csv_file_inflating_like_a_bomb_is_refused_as_it_is_read(
     )
     assert "refusing a likely zip bomb" in str(raised.value)
     assert sum(delivered) <= ARCHIVE_RATIO_CHECK_BYTES + MiB
+
+
+# -- through Meltano into PostgreSQL ----------------------------------------------
+
+
+def test_meltano_into_postgres_loads_gzip_csv_and_recovers_a_blocked_download(
+    project: Project,  # noqa: F811 - the fixture imported above
+) -> None:
+    stand_in = project.stand_in
+    good = with_good_export(stand_in)
+    reach = random_table(seeded(77), 30, columns=3)
+    posts = random_table(seeded(78), 25, columns=3)
+    stand_in.add_export(
+        StandInExport(
+            id=GZIPPED,
+            last_run_date=RUN_DATE,
+            archive=gzip.compress(csv_text(reach).encode()),
+            archive_name="2026-11-30-Reach.csv.gz",
+        )
+    )
+    stand_in.add_export(
+        StandInExport(id=BAD, last_run_date=RUN_DATE, archive=html_page(seeded(79)))
+    )
+    first = project.run("target-postgres", check=False)
+
+    assert first.returncode != 0
+    assert f"Export {BAD} (Posts): its last run's file" in first.stderr
+    counts = row_counts(project.schema)
+    assert counts["clicks"] == len(good) - 1
+    assert counts["reach"] == len(reach) - 1
+    assert "posts" not in counts
+    bookmarks = project.bookmarks("target-postgres")
+    assert bookmarks[GOOD] == RUN_AT
+    assert bookmarks[GZIPPED] == RUN_AT
+    assert bookmarks.get(BAD) is None
+
+    stand_in.set_run(BAD, make_zip({"2026-11-30-Posts.csv": csv_text(posts)}), RUN_DATE)
+    project.run("target-postgres")
+    counts = row_counts(project.schema)
+    assert counts["posts"] == len(posts) - 1
+    assert counts["reach"] == len(reach) - 1  # loaded once, not again
+    assert project.bookmarks("target-postgres")[BAD] == RUN_AT
+    reach_keys = sql(
+        'select _sdc_row_number from :"s".reach order by 1', s=project.schema
+    )
+    assert [int(key) for (key,) in reach_keys] == list(range(1, len(reach)))
