@@ -67,6 +67,14 @@ _HEAD_RANGE = re.compile(r"bytes\s+0-([0-9]+)/([0-9]+)")
 _RANGE = re.compile(r"bytes\s+([0-9]+)-([0-9]+)/([0-9]+)")
 _UNSATISFIED = re.compile(r"bytes\s+\*/([0-9]+)")
 _FILE_KINDS = {b"%PDF": "a PDF report", b"\xd0\xcf\x11\xe0": "an Office report"}
+_ARCHIVE_KINDS = {
+    b"BZh": "a bzip2 file",
+    b"\xfd7zXZ\x00": "an xz file",
+    b"\x28\xb5\x2f\xfd": "a Zstandard file",
+    b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive",
+    b"Rar!\x1a\x07": "a RAR archive",
+}
+"""Archives and compressed files of kinds the tap does not read, by first bytes."""
 _GZIP = b"\x1f\x8b"
 _SNIFF_BYTES = 16 * 1024
 """The text judged for being CSV: the first lines of a file."""
@@ -209,12 +217,14 @@ def not_csv_reason(head: bytes, name: str) -> str | None:
 
 
 def _markup(data: bytes) -> str | None:
-    """Say whether a file is a web page or another document of tags."""
+    """Say whether a file is a web page, another document of tags, or JSON."""
     start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512].lower()
     if start.startswith(b"<!doctype html") or b"<html" in start:
         return "an HTML page (a proxy's block page or a login page?)"
     if start.startswith(b"<"):
         return "an XML or HTML document"
+    if start.startswith((b"{", b"[")):
+        return "a JSON document"
     return None
 
 
@@ -818,6 +828,16 @@ class ArchiveStore:
                     "export"
                 )
                 raise NotCsvExportError(message)
+            if kind := next(
+                (k for magic, k in _ARCHIVE_KINDS.items() if head.startswith(magic)),
+                None,
+            ):
+                message = (
+                    f"Export {run.export_id} ({run.export_type}): its last run's file "
+                    f"is {kind}, which the tap does not read: only ZIP archives, "
+                    "gzip and plain CSV files"
+                )
+                raise OktopostError(message)
             name = link_file_name(str(run.link))
             gzipped = head.startswith(_GZIP)
             if came := not_csv_reason(head, name):

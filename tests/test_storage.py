@@ -8,13 +8,16 @@ sync with the fault gone loads it.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import random
 import string
 import time
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -169,6 +172,13 @@ NOT_FILES = {
         lambda rng: gzip.compress(html_page(rng)),
         "gzip data holding an HTML page",
     ),
+    "json": (
+        lambda rng: (
+            f'{{"Code": "AccessDenied", "Message": "{" ".join(words(rng, 5))}", '
+            '"RequestId": "1"}'
+        ).encode(),
+        "a JSON document",
+    ),
     "prose": (
         lambda rng: ("Service unavailable\n" + " ".join(words(rng, 30))).encode(),
         "text that is not CSV with a header line",
@@ -230,6 +240,30 @@ def test_through_the_command_line_a_block_page_fails_its_export_and_loads_later(
     again = run_tap(config, tmp_path, state=run.final_state)
     assert_rows(again, "posts", table)
     assert again.bookmark(BAD) == RUN_AT
+
+
+ARCHIVE_KINDS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "bzip2": (bz2.compress, "a bzip2 file"),
+    "xz": (lzma.compress, "an xz file"),
+    "7z": (lambda data: b"7z\xbc\xaf\x27\x1c\x00\x04" + data, "a 7-Zip archive"),
+    "rar": (lambda data: b"Rar!\x1a\x07\x01\x00" + data, "a RAR archive"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHIVE_KINDS))
+def test_an_archive_of_a_kind_the_tap_does_not_read_fails_its_export_by_name(
+    stand_in: OktopostStandIn, kind: str
+) -> None:
+    pack, said = ARCHIVE_KINDS[kind]
+    good = with_good_export(stand_in)
+    text = csv_text(random_table(seeded(len(kind)), 30)).encode()
+    stand_in.add_export(
+        StandInExport(id=BAD, last_run_date=RUN_DATE, archive=pack(text))
+    )
+    run = sync_in_process(config_for(stand_in))
+
+    assert_failed_alone(stand_in, run, good, f"its last run's file is {said}")
+    assert "retry" not in run.stderr  # no fresh link makes it another kind
 
 
 def single_files(seed: int) -> list[tuple[str, bool, str]]:
