@@ -81,8 +81,6 @@ SAMPLE_ROWS = 2000
 """Rows per CSV file read at discovery for the catalog's types; a sync reads all."""
 SAMPLE_BUFFER_BYTES = 16 * 1024
 """Small reads, so that discovery fetches little more of a remote file than it uses."""
-_Sample = tuple[str, list[str], list[list[str]]]
-"""A CSV file's table, header and sample rows, read at discovery."""
 
 
 class TapOktopost(Tap):
@@ -527,19 +525,18 @@ class TapOktopost(Tap):
         attempt, ranged = 0, True
         while True:
             attempt += 1
-            samples: list[_Sample] = []
+            trial = copy.deepcopy(shapes)  # columns are few: a cheap copy
             changed: FileChangedError | None = None
             archive = self.archives.archive(run, headers_only=ranged)
             try:
-                self._add_samples(archive, samples)
+                self._add_shapes(archive, trial)
             except FileChangedError as error:
                 changed = error
             finally:
                 if archive.path is None:
                     archive.delete()
                 if changed is None:  # what was read before another failure counts
-                    for name, header, sample in samples:
-                        shapes.setdefault(name, TableShape()).add(header, sample)
+                    shapes.update(trial)
             if changed is None:
                 return
             if attempt > self.archives.max_retries:
@@ -553,11 +550,8 @@ class TapOktopost(Tap):
             )
 
     @staticmethod
-    def _add_samples(archive: ExportArchive, samples: list[_Sample]) -> None:
-        """Add the header and sample rows of each of an archive's CSV files.
-
-        A table whose file fails after its header is still added, with no columns.
-        """
+    def _add_shapes(archive: ExportArchive, shapes: dict[str, TableShape]) -> None:
+        """Add the columns and sample types of an archive's CSV files."""
         for name, members in archive.tables.items():
             for member in members:
                 try:
@@ -565,9 +559,8 @@ class TapOktopost(Tap):
                         rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
                         header = next((row for row in rows if row), None)
                         if header is not None:
-                            samples.append((name, [], []))
-                            sample = list(itertools.islice(rows, SAMPLE_ROWS))
-                            samples[-1] = (name, header, sample)
+                            shape = shapes.setdefault(name, TableShape())
+                            shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
                 except FileChangedError:
                     raise
                 except (*READ_ERRORS, OktopostError) as error:
