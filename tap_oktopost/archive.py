@@ -8,6 +8,7 @@ it is not loaded, so a user can see what the tap left out and why.
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import struct
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 MAX_COMPRESSION_RATIO = 1000
 """CSV deflates 5 to 50 times; a large member past this ratio is a zip bomb."""
 RATIO_CHECK_BYTES = 10 * 1024 * 1024
+MAX_ARCHIVE_RATIO = 400
+"""The archive's CSV files together past this many times the compressed bytes they
+come from are a bomb of many members, each under RATIO_CHECK_BYTES; even very
+repetitive CSV (long rows of zeros, ids repeating) deflates 150 to 300 times."""
+ARCHIVE_RATIO_CHECK_BYTES = 32 * 1024 * 1024
+"""Below this much CSV in all, an archive is too small to be a bomb worth refusing."""
 DEFAULT_MAX_UNCOMPRESSED_BYTES = 20 * 1024**3
 ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -112,7 +119,7 @@ def _name_reason(name: str) -> str | None:
         return MACOS_METADATA  # the folder and AppleDouble files macOS zips add
     if any(part.startswith(".") and part not in {".", ".."} for part in parts):
         return HIDDEN
-    if not name.lower().endswith(".csv") and not is_zip(name):
+    if not name.lower().endswith((".csv", ".csv.gz")) and not is_zip(name):
         return NOT_CSV
     return None
 
@@ -125,6 +132,25 @@ def _content_reason(info: zipfile.ZipInfo) -> str | None:
     if info.file_size == 0:
         return EMPTY
     return None
+
+
+def member_table(member_path: str) -> str | None:
+    """Name the table of a CSV member, gzipped (`.csv.gz`) or not."""
+    if member_path.lower().endswith(".csv.gz"):
+        member_path = member_path[: -len(".gz")]
+    return table_name(member_path)
+
+
+def single_file_table(file_name: str) -> str | None:
+    """Name the table of an export whose file is one CSV file, by the file's name.
+
+    `2026-11-30-Reach.csv.gz` and `2026-11-30-Reach.csv` make `reach`; a name with
+    another ending (`Posts-Report.zip` holding CSV text) loses it: `posts_report`.
+    """
+    stem = file_name.removesuffix(".gz").removesuffix(".GZ")
+    if not stem.lower().endswith(".csv"):
+        stem = f"{stem.rpartition('.')[0] or stem}.csv"
+    return table_name(stem)
 
 
 def _ratio(info: zipfile.ZipInfo) -> float:
@@ -152,10 +178,44 @@ def _compressed_read(stream: IO[bytes], info: zipfile.ZipInfo) -> int:
 
 @dataclass(frozen=True)
 class _Member:
-    """A table member and the archive holding it: the export's, or one inside it."""
+    """A table member and the archive holding it: the export's, or one inside it.
 
-    info: zipfile.ZipInfo
-    holder: zipfile.ZipFile
+    Without `info` and `holder` the member is the export's file itself, one CSV
+    file; `gzipped` members are inflated again by gzip.
+    """
+
+    info: zipfile.ZipInfo | None
+    holder: zipfile.ZipFile | None
+    gzipped: bool
+
+
+class _SharedReader(io.RawIOBase):
+    """A reader of its own over a file that other readers share: it seeks first."""
+
+    def __init__(self, source: SeekableBytes) -> None:
+        self.source = source
+        self.position = 0
+
+    def readable(self) -> bool:
+        """Say it can be read."""
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read from this reader's position, wherever the others left the file."""
+        self.source.seek(self.position)
+        data = self.source.read(-1 if size is None else size)
+        self.position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into a buffer, as `io.RawIOBase` does."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def tell(self) -> int:
+        """Give the bytes read so far."""
+        return self.position
 
 
 class InflationLimitError(UnloadableExportError):
@@ -174,11 +234,17 @@ class _MemberReader(io.RawIOBase):
     READ_BYTES = 1024 * 1024
 
     def __init__(
-        self, stream: IO[bytes], where: str, count: Callable[[int], None]
+        self,
+        stream: IO[bytes],
+        where: str,
+        count: Callable[[int], None],
+        underneath: IO[bytes] | None = None,
     ) -> None:
         self.stream = stream
         self.where = where
         self.count = count
+        self.underneath = underneath
+        """What `stream` inflates (gzip reads it), closed with it."""
         self.inflated = 0
 
     def readable(self) -> bool:
@@ -211,6 +277,8 @@ class _MemberReader(io.RawIOBase):
     def close(self) -> None:
         """Close the member's stream too."""
         self.stream.close()
+        if self.underneath is not None:
+            self.underneath.close()
         super().close()
 
 
@@ -220,13 +288,16 @@ class ExportArchive:
     Members are read in place, never extracted. A CSV file inside a ZIP member is a
     member too, named `outer.zip/inner.csv`; it is read through the outer member, so
     its archive is inflated again for each file in it (fine for the few files such a
-    repacked export holds). Deeper nesting is not read.
+    repacked export holds). Deeper nesting is not read. A `.csv.gz` member is
+    inflated by gzip too. An export whose file is one CSV file, gzipped or not, is
+    an archive of one member named `single`, the file's name.
 
     What members inflate to is counted as they are read, not taken from the central
     directory: a member past MAX_COMPRESSION_RATIO times the compressed bytes read
-    for it (once past RATIO_CHECK_BYTES), or the archive's members together past
-    `max_uncompressed_bytes`, raise `InflationLimitError`. A member read twice counts
-    once, as far as it got.
+    for it (once past RATIO_CHECK_BYTES), the archive's members together past
+    MAX_ARCHIVE_RATIO times the compressed bytes read for them all (once past
+    ARCHIVE_RATIO_CHECK_BYTES), or past `max_uncompressed_bytes`, raise
+    `InflationLimitError`. A member read twice counts once, as far as it got.
     """
 
     def __init__(
@@ -234,22 +305,32 @@ class ExportArchive:
         run: ExportRun,
         source: Path | SeekableBytes,
         max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+        *,
+        single: str | None = None,
+        gzipped: bool = False,
     ) -> None:
         """Open the archive; raises what `zipfile` raises on a damaged one."""
         self.run = run
+        self.source = source
         self.path = source if isinstance(source, Path) else None
         self.max_uncompressed_bytes = max_uncompressed_bytes
-        self.zip_file = zipfile.ZipFile(source)
-        # Closed when the archive is collected, even in a reference cycle, before
-        # its open file would be collected unclosed.
-        weakref.finalize(self, self.zip_file.close)
-        self._inflated: dict[str, int] = {}
+        self._inflated: dict[str, tuple[int, int]] = {}
+        """Per member, the bytes inflated and the compressed bytes they came from."""
         self._inflated_total = 0
+        self._compressed_total = 0
         self.tables: dict[str, list[str]] = {}
         self.skipped: list[tuple[str, str]] = []
         """Members not loaded, with why: (member, reason)."""
         self._members: dict[str, _Member] = {}
         self._nested: list[zipfile.ZipFile] = []
+        self.zip_file: zipfile.ZipFile | None = None
+        if single is not None:
+            self._add_single(single, gzipped=gzipped)
+            return
+        self.zip_file = zipfile.ZipFile(source)
+        # Closed when the archive is collected, even in a reference cycle, before
+        # its open file would be collected unclosed.
+        weakref.finalize(self, self.zip_file.close)
         try:
             self._add_members(self.zip_file, "")
         except BaseException:
@@ -260,6 +341,14 @@ class ExportArchive:
     def where(self) -> str:
         """Name the export in messages."""
         return f"Export {self.run.export_id} ({self.run.export_type})"
+
+    def _add_single(self, name: str, *, gzipped: bool) -> None:
+        table = single_file_table(name)
+        if table is None:
+            self.skipped.append((name, NO_TABLE_NAME))
+            return
+        self._members[name] = _Member(None, None, gzipped)
+        self.tables[table] = [name]
 
     def _add_members(self, holder: zipfile.ZipFile, prefix: str) -> None:
         for info in holder.infolist():
@@ -275,11 +364,12 @@ class ExportArchive:
                 else:
                     reason = self._add_nested(info, member)
             elif reason is None:
-                name = table_name(info.filename)
+                name = member_table(info.filename)
                 if name is None:
                     reason = NO_TABLE_NAME
                 else:
-                    self._members[member] = _Member(info, holder)
+                    gzipped = info.filename.lower().endswith(".gz")
+                    self._members[member] = _Member(info, holder, gzipped)
                     self.tables.setdefault(name, []).append(member)
             if reason is not None:
                 self.skipped.append((member, reason))
@@ -288,6 +378,7 @@ class ExportArchive:
         """Add the members of a ZIP member; else say why it is not read."""
         if _zip_bomb(info):
             return f"inflates {_ratio(info):.0f} times: likely a zip bomb"
+        assert self.zip_file is not None  # noqa: S101 - only a ZIP has members
         try:
             nested = zipfile.ZipFile(self.zip_file.open(info))
         except ZIP_ERRORS as error:
@@ -308,7 +399,12 @@ class ExportArchive:
         where = f"{self.where}, file {printable(member)}"
         failure: DamagedMemberError | None = None
         try:
-            stream = found.holder.open(found.info)
+            raw, compressed = self._open_raw(found)
+            stream = (
+                cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="rb"))
+                if found.gzipped
+                else raw
+            )
         except ZIP_ERRORS as error:
             message = f"{where}: {type(error).__name__}: {printable(str(error))}"
             failure = DamagedMemberError(message)
@@ -316,26 +412,44 @@ class ExportArchive:
             raise failure
 
         def count(inflated: int) -> None:
-            if inflated > RATIO_CHECK_BYTES:
-                compressed = _compressed_read(stream, found.info)
-                if inflated > compressed * MAX_COMPRESSION_RATIO:
-                    message = (
-                        f"{where}: {compressed} compressed bytes inflated to over "
-                        f"{inflated}, past {MAX_COMPRESSION_RATIO} times: refusing "
-                        "a likely zip bomb"
-                    )
-                    raise InflationLimitError(message)
-            self._count_inflated(member, inflated, where)
+            read = compressed()
+            if inflated > RATIO_CHECK_BYTES and inflated > read * MAX_COMPRESSION_RATIO:
+                message = (
+                    f"{where}: {read} compressed bytes inflated to over "
+                    f"{inflated}, past {MAX_COMPRESSION_RATIO} times: refusing "
+                    "a likely zip bomb"
+                )
+                raise InflationLimitError(message)
+            self._count_inflated(member, inflated, read, where)
 
-        return cast("IO[bytes]", _MemberReader(stream, where, count))
+        underneath = raw if found.gzipped else None
+        return cast("IO[bytes]", _MemberReader(stream, where, count, underneath))
 
-    def _count_inflated(self, member: str, inflated: int, where: str) -> None:
-        """Add a member's newly inflated bytes to the archive's total; check it."""
-        before = self._inflated.get(member, 0)
+    def _open_raw(self, found: _Member) -> tuple[IO[bytes], Callable[[], int]]:
+        """Open a member's stored bytes, and how many of the file's it has read."""
+        if found.holder is None or found.info is None:
+            raw = cast(
+                "IO[bytes]",
+                self.source.open("rb")
+                if isinstance(self.source, Path)
+                else _SharedReader(self.source),
+            )
+            return raw, lambda: max(raw.tell(), 1)
+        info = found.info
+        stream = found.holder.open(info)
+        return stream, lambda: _compressed_read(stream, info)
+
+    def _count_inflated(
+        self, member: str, inflated: int, compressed: int, where: str
+    ) -> None:
+        """Add a member's newly inflated bytes to the archive's totals; check them."""
+        before, before_compressed = self._inflated.get(member, (0, 0))
         if inflated <= before:
             return
-        self._inflated[member] = inflated
+        compressed = max(compressed, before_compressed)
+        self._inflated[member] = (inflated, compressed)
         self._inflated_total += inflated - before
+        self._compressed_total += compressed - before_compressed
         if self._inflated_total > self.max_uncompressed_bytes:
             message = (
                 f"{where}: the archive's CSV files inflate past the "
@@ -343,10 +457,29 @@ class ExportArchive:
                 "whatever sizes the archive claims"
             )
             raise InflationLimitError(message)
+        if (
+            self._inflated_total > ARCHIVE_RATIO_CHECK_BYTES
+            and self._inflated_total > self._compressed_total * MAX_ARCHIVE_RATIO
+        ):
+            message = (
+                f"{where}: the archive's CSV files together inflated "
+                f"{self._compressed_total} compressed bytes to over "
+                f"{self._inflated_total}, past {MAX_ARCHIVE_RATIO} times: refusing "
+                "a likely zip bomb of many members"
+            )
+            raise InflationLimitError(message)
 
     def check_limits(self, max_uncompressed_bytes: int) -> None:
-        """Refuse an archive that would inflate past the limits (a zip bomb)."""
-        members = {m: self._members[m].info for ms in self.tables.values() for m in ms}
+        """Refuse an archive that would inflate past the limits (a zip bomb).
+
+        Judged on the sizes the ZIP claims; `open_member` counts what really
+        inflates. The one file of a single-file export claims nothing.
+        """
+        members = {
+            member: found.info
+            for member, found in self._members.items()
+            if found.info is not None
+        }
         total = sum(info.file_size for info in members.values())
         if total > max_uncompressed_bytes:
             message = (
@@ -362,6 +495,17 @@ class ExportArchive:
                     "likely zip bomb"
                 )
                 raise UnloadableExportError(message)
+        compressed = sum(info.compress_size for info in members.values())
+        if (
+            total > ARCHIVE_RATIO_CHECK_BYTES
+            and total > max(compressed, 1) * MAX_ARCHIVE_RATIO
+        ):
+            message = (
+                f"{self.where}: its {len(members)} CSV files claim {total} bytes "
+                f"from {compressed} compressed, over {MAX_ARCHIVE_RATIO} times in "
+                "all: refusing a likely zip bomb of many members"
+            )
+            raise UnloadableExportError(message)
 
     def skipped_summary(self) -> str:
         """Name the members not loaded and why, on one line."""
@@ -378,4 +522,5 @@ class ExportArchive:
     def _close(self) -> None:
         for nested in self._nested:
             nested.close()
-        self.zip_file.close()
+        if self.zip_file is not None:
+            self.zip_file.close()

@@ -9,6 +9,7 @@ read in place, never extracted (see `tap_oktopost.archive`).
 
 from __future__ import annotations
 
+import csv
 import io
 import itertools
 import logging
@@ -16,11 +17,14 @@ import re
 import shutil
 import tempfile
 import time
+import unicodedata
 import weakref
+import zlib
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -30,6 +34,7 @@ from tap_oktopost.archive import (
     ExportArchive,
     NotCsvExportError,
     UnloadableExportError,
+    single_file_table,
 )
 from tap_oktopost.client import (
     ExpiredLinkError,
@@ -43,6 +48,7 @@ from tap_oktopost.client import (
     storage_session,
     storage_status_error,
 )
+from tap_oktopost.csv_data import decoding_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,7 +64,21 @@ DEFAULT_MAX_DISK_BYTES = 4 * DEFAULT_MAX_ARCHIVE_BYTES
 """The most archive bytes held on disk at once (max_disk_bytes): a sync holds every
 archive with rows due until its export is loaded, to type each column once."""
 _HEAD_RANGE = re.compile(r"bytes\s+0-([0-9]+)/([0-9]+)")
+_RANGE = re.compile(r"bytes\s+([0-9]+)-([0-9]+)/([0-9]+)")
+_UNSATISFIED = re.compile(r"bytes\s+\*/([0-9]+)")
 _FILE_KINDS = {b"%PDF": "a PDF report", b"\xd0\xcf\x11\xe0": "an Office report"}
+_ARCHIVE_KINDS = {
+    b"BZh": "a bzip2 file",
+    b"\xfd7zXZ\x00": "an xz file",
+    b"\x28\xb5\x2f\xfd": "a Zstandard file",
+    b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive",
+    b"Rar!\x1a\x07": "a RAR archive",
+}
+"""Archives and compressed files of kinds the tap does not read, by first bytes."""
+_GZIP = b"\x1f\x8b"
+_SNIFF_BYTES = 16 * 1024
+"""The text judged for being CSV: the first lines of a file."""
+_TEXT_CONTROLS = frozenset("\t\r\n\x00")
 _BAD_LINK = (
     requests.exceptions.InvalidURL,
     requests.exceptions.MissingSchema,
@@ -71,6 +91,7 @@ __all__ = [
     "ArchiveReadError",
     "ArchiveStore",
     "ExportArchive",
+    "FileChangedError",
     "NotCsvExportError",
     "RangeReadError",
     "RemoteFile",
@@ -111,6 +132,121 @@ class RetriableDownloadError(RetriableOktopostError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"{message} (retried with a fresh link)")
+
+
+class FileChangedError(RetriableDownloadError):
+    """A file replaced in storage while read in pieces: read it again from scratch.
+
+    `whole` when the storage stopped honouring Range (a cache answering with the
+    whole file): read it again with one whole download.
+    """
+
+    def __init__(self, message: str, *, whole: bool = False) -> None:
+        super().__init__(message)
+        self.whole = whole
+
+
+class _FileChanged(Exception):
+    """A Range answer from another version of the file: never retried alone."""
+
+    def __init__(self, message: str, *, whole: bool = False) -> None:
+        super().__init__(message)
+        self.whole = whole
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The first answer to a Range read: the file's head, size and version."""
+
+    head: bytes
+    size: int
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A 416 to the first Range request, and what to ask instead."""
+
+    next_ask: str | None
+
+    @classmethod
+    def of(cls, got: requests.Response) -> _Refused:
+        """Ask for the size a 416 gives (RFC 9110: `bytes */N`), else the whole.
+
+        A size that the refused range fitted in says the storage refuses Range
+        itself: the whole file is asked for then too.
+        """
+        found = _UNSATISFIED.fullmatch(got.headers.get("Content-Range", "").strip())
+        size = int(found.group(1)) if found else 0
+        if not 0 < size < RemoteFile.HEAD_BYTES:
+            return cls(None)
+        return cls(f"bytes=0-{size - 1}")
+
+
+def _opaque(etag: str) -> str:
+    """Give an ETag as compared weakly: a cache may mark the same version weak."""
+    return etag.removeprefix("W/")
+
+
+def link_file_name(link: str) -> str:
+    """Give the file name at the end of a link's path, without its query."""
+    try:
+        path = urlsplit(link).path
+    except ValueError:
+        return ""
+    return unquote(path.rpartition("/")[2])
+
+
+def not_csv_reason(head: bytes, name: str) -> str | None:
+    """Say what a file that is no ZIP archive is, judged by its head; None for CSV.
+
+    A gzip file is judged by the text it inflates to. A file named `.csv` (or
+    `.csv.gz`) is CSV when it is text; another name needs a header line of CSV.
+    """
+    named = name.lower().removesuffix(".gz").endswith(".csv")
+    if head.startswith(_GZIP):
+        try:
+            text = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(
+                head, _SNIFF_BYTES
+            )
+        except zlib.error:
+            return "gzip data that cannot be inflated"
+        reason = _not_csv_text(text, named=named)
+        return None if reason is None else f"gzip data holding {reason}"
+    return _not_csv_text(head[:_SNIFF_BYTES], named=named)
+
+
+def _markup(data: bytes) -> str | None:
+    """Say whether a file is a web page, another document of tags, or JSON."""
+    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512].lower()
+    if start.startswith(b"<!doctype html") or b"<html" in start:
+        return "an HTML page (a proxy's block page or a login page?)"
+    if start.startswith(b"<"):
+        return "an XML or HTML document"
+    if start.startswith((b"{", b"[")):
+        return "a JSON document"
+    return None
+
+
+def _not_csv_text(data: bytes, *, named: bool) -> str | None:
+    if not data:
+        return "an empty file"
+    if markup := _markup(data):
+        return markup
+    text = data.decode(decoding_of(data, whole=False).encoding, errors="replace")
+    controls = sum(
+        1
+        for character in text
+        if character not in _TEXT_CONTROLS and unicodedata.category(character) == "Cc"
+    )
+    if controls > len(text) // 100:
+        return f"a file of unknown kind (starting {data[:4].hex(' ')})"
+    if named:
+        return None
+    header = next(csv.reader(io.StringIO(text.lstrip("\ufeff").partition("\n")[0])))
+    if len(header) < 2 or not any(cell.strip() for cell in header):
+        return "text that is not CSV with a header line"
+    return None
 
 
 class RangeReadError(RetriableOktopostError):
@@ -158,6 +294,12 @@ class RemoteFile(io.RawIOBase):
     (missing neighbours in one request), as `zipfile` takes a short read for a
     truncated archive. Each request is retried on its own, and a refused (expired)
     link is replaced by a fresh one before the next try.
+
+    Every block comes from the version of the file the head came from: it is asked
+    for with `If-Range: <ETag>` when the head had a strong ETag, and its answer's
+    `Content-Range` total and ETag must be the head's. Anything else (a 200 with a
+    whole file, a new size, a new ETag) raises `FileChangedError`: the file was
+    replaced, and what was read of it so far must be dropped.
     """
 
     HEAD_BYTES = 64 * 1024
@@ -172,6 +314,7 @@ class RemoteFile(io.RawIOBase):
         size: int,
         *,
         head: bytes,
+        etag: str | None = None,
         timeout: float,
         where: str,
         retry: Callable[[Callable[[], bytes]], bytes],
@@ -183,6 +326,7 @@ class RemoteFile(io.RawIOBase):
         self.link = link
         self.size = size
         self.head = head
+        self.etag = etag
         self.timeout = timeout
         self.where = where
         self.retry = retry
@@ -251,11 +395,14 @@ class RemoteFile(io.RawIOBase):
     def _fetch(self, first: int, last: int) -> None:
         start = first * self.BLOCK_BYTES
         end = min((last + 1) * self.BLOCK_BYTES, self.size)
-        failure: ArchiveReadError | None = None
+        failure: OktopostError | None = None
         try:
             data = self.retry(lambda: self._get(start, end - 1))
         except RetriableOktopostError as error:
             failure = ArchiveReadError(f"{error}; still failing after retries")
+        except _FileChanged as changed:
+            message = f"{self.where}: the file changed while being read ({changed})"
+            failure = FileChangedError(message, whole=changed.whole)
         if failure is not None:
             raise failure  # out of the handler, so no chained error is printed
         for index in range(first, last + 1):
@@ -276,15 +423,20 @@ class RemoteFile(io.RawIOBase):
         deadline = self.clock() + self.timeout
         failure: RangeReadError | None = None
         data: bytes | None = None
+        headers = {"Range": f"bytes={first}-{last}"}
+        if self.etag and not self.etag.startswith("W/"):  # If-Range takes strong ones
+            headers["If-Range"] = self.etag
         with RequestDeadline(self.timeout) as watch:
             try:
                 with self.session.get(
                     self.link,
-                    headers={"Range": f"bytes={first}-{last}"},
+                    headers=headers,
                     timeout=self.timeout,
                     stream=True,
                 ) as got:
                     status = got.status_code
+                    if status in {HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT}:
+                        self._check_version(got, first, last)
                     if status == HTTPStatus.PARTIAL_CONTENT:
                         data = read_at_most(
                             got, length, deadline=deadline, clock=self.clock
@@ -312,6 +464,20 @@ class RemoteFile(io.RawIOBase):
         refused = storage_status_error(status, f"{self.where}, {asked}")
         self._link_refused = isinstance(refused, ExpiredLinkError)
         raise refused
+
+    def _check_version(self, got: requests.Response, first: int, last: int) -> None:
+        """Raise `_FileChanged` unless the answer is of the head's file."""
+        etag = got.headers.get("ETag")
+        if self.etag and etag and _opaque(etag) != _opaque(self.etag):
+            raise _FileChanged("a new ETag")
+        if got.status_code == HTTPStatus.OK:  # the same file, Range no longer honoured
+            raise _FileChanged("a whole file came for a Range asked", whole=True)
+        found = _RANGE.fullmatch(got.headers.get("Content-Range", "").strip())
+        if found is not None and int(found.group(3)) != self.size:
+            raise _FileChanged(f"{found.group(3)} bytes where there were {self.size}")
+        if found is None or (int(found.group(1)), int(found.group(2))) != (first, last):
+            message = f"{self.where}, bytes {first}-{last}: a Range answer for others"
+            raise RangeReadError(message)
 
     def _trim_cache(self) -> None:
         while len(self.blocks) * self.BLOCK_BYTES > self.CACHE_BYTES:
@@ -369,7 +535,9 @@ class ArchiveStore:
 
         With `headers_only` (discovery), the archive is read remotely when the
         storage honours Range; else it is downloaded whole and kept for the sync.
-        The caller deletes a remote archive when done with it.
+        The caller deletes a remote archive when done with it. A file that changed
+        while read remotely is read again from its start, with one whole download
+        when the storage stopped honouring Range.
         """
         held = self._archives.get(run.export_id)
         if held is not None and held.run.run_at == run.run_at:
@@ -379,13 +547,16 @@ class ArchiveStore:
             raise refused[1]  # too large or a bomb: no second download to find out
         self.discard(run.export_id)
         current = run
+        ranged = headers_only
 
         def attempt() -> ExportArchive:
-            nonlocal current
+            nonlocal current, ranged
             try:
-                return self._download(current, ranged=headers_only)
+                return self._download(current, ranged=ranged)
             except RetriableDownloadError as error:
                 failure = error
+            if isinstance(failure, FileChangedError) and failure.whole:
+                ranged = False
             current = self._fresh_link(run)  # outside the handler: no chained error
             raise failure
 
@@ -455,33 +626,66 @@ class ArchiveStore:
         return fresh
 
     def _download(self, run: ExportRun, *, ranged: bool) -> ExportArchive:
-        """Download the run's file; `ranged`, ask for its first block only."""
+        """Download the run's file; `ranged`, ask for its first block only.
+
+        A storage refusing that first Range (416, as some do past the end of a small
+        file) is asked for the size its `Content-Range` gives, and refusing that
+        too, for the whole file without Range.
+        """
         if not run.link:
             message = f"Export {run.export_id} has no file to download"
             raise OktopostError(message)
         where = f"Export {run.export_id}: downloading {redact(run.link)}"
-        head = {"Range": f"bytes=0-{RemoteFile.HEAD_BYTES - 1}"}
         # A name of the store's own: API data never names a file.
         path = self._folder_path() / f"run-{next(self._file_numbers)}.zip"
         failure: OktopostError | None = None
+        try:
+            first = f"bytes=0-{RemoteFile.HEAD_BYTES - 1}" if ranged else None
+            got = self._get_file(run, first, path, where)
+            ask = first
+            while isinstance(got, _Refused):  # the size it gives, then the whole
+                ask = got.next_ask if ask == first else None
+                got = self._get_file(run, ask, path, where)
+            if isinstance(got, _Head):
+                return self._open_remote(run, got, path)
+        except OSError as error:
+            message = f"{where}: cannot write the temporary file ({error.strerror})"
+            failure = OktopostError(message)
+        except OktopostError as error:
+            failure = error
+        if failure is not None:
+            path.unlink(missing_ok=True)
+            failure.__context__ = None  # raised again below, out of any handler
+            raise failure
+        self.logger.info("Export %s: downloaded %d bytes", run.export_id, got)
+        return self._open(run, path)
+
+    def _get_file(
+        self, run: ExportRun, ask: str | None, path: Path, where: str
+    ) -> _Head | _Refused | int:
+        """One request for the file, or its head when `ask` gives a Range.
+
+        Gives the head of a Range answer, what a 416 says to ask next, or the bytes
+        of a whole file written to `path` (a storage may answer a Range with it).
+        """
         watch = RequestDeadline(self.timeout)
-        remote: tuple[bytes, int] | None = None
+        failure: OktopostError | None = None
         try:
             with (
                 watch,
                 self.session.get(
-                    run.link,
-                    headers=head if ranged else None,
+                    str(run.link),
+                    headers={"Range": ask} if ask else None,
                     stream=True,
                     timeout=self.timeout,
                 ) as got,
             ):
-                if got.status_code == HTTPStatus.PARTIAL_CONTENT:
-                    remote = self._read_head(run, got)
-                else:
-                    written = self._save(run, got, path, where, watch)
-            if remote is not None:  # out of the download's deadline
-                return self._open_remote(run, *remote, path)
+                status = got.status_code
+                if ask and status == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
+                    return _Refused.of(got)
+                if ask and status == HTTPStatus.PARTIAL_CONTENT:
+                    return self._read_head(run, got)
+                return self._save(run, got, path, where, watch)
         except _BAD_LINK as error:
             message = (
                 f"Export {run.export_id}: its LastRunFile is no link the tap can "
@@ -495,17 +699,7 @@ class ArchiveStore:
             failure = RetriableDownloadError(
                 self._stalled(where) if stalled else broken_off(where, error)
             )
-        except OSError as error:
-            message = f"{where}: cannot write the temporary file ({error.strerror})"
-            failure = OktopostError(message)
-        except OktopostError as error:
-            failure = error
-        if failure is not None:
-            path.unlink(missing_ok=True)
-            failure.__context__ = None  # raised again below, out of any handler
-            raise failure
-        self.logger.info("Export %s: downloaded %d bytes", run.export_id, written)
-        return self._open(run, path)
+        raise failure
 
     def _stalled(self, where: str, written: int | None = None) -> str:
         after = "" if written is None else f" after {written} bytes"
@@ -585,8 +779,8 @@ class ArchiveStore:
             )
             raise OktopostError(message)
 
-    def _read_head(self, run: ExportRun, got: requests.Response) -> tuple[bytes, int]:
-        """Read a Range answer's head of the file, and the file's size."""
+    def _read_head(self, run: ExportRun, got: requests.Response) -> _Head:
+        """Read a Range answer's head of the file, the file's size and version."""
         found = _HEAD_RANGE.fullmatch(got.headers.get("Content-Range", "").strip())
         head = read_at_most(
             got,
@@ -600,22 +794,21 @@ class ArchiveStore:
                 "with its total size"
             )
             raise RetriableDownloadError(message)
-        return head, int(found.group(2))
+        return _Head(head, int(found.group(2)), got.headers.get("ETag"))
 
-    def _open_remote(
-        self, run: ExportRun, head: bytes, size: int, path: Path
-    ) -> ExportArchive:
+    def _open_remote(self, run: ExportRun, got: _Head, path: Path) -> ExportArchive:
         """Read the file remotely, or keep it when the first block was all of it."""
-        self._check_size(run, size)
-        if len(head) >= size:
-            path.write_bytes(head)
+        self._check_size(run, got.size)
+        if len(got.head) >= got.size:
+            path.write_bytes(got.head)
             return self._open(run, path)
         link = str(run.link)
         remote = RemoteFile(
             self.session,
             link,
-            size,
-            head=head,
+            got.size,
+            head=got.head,
+            etag=got.etag,
             timeout=self.timeout,
             where=f"Export {run.export_id}: reading {redact(link)}",
             retry=self._retrying,
@@ -625,34 +818,75 @@ class ArchiveStore:
         return self._open(run, remote)
 
     def _open(self, run: ExportRun, source: Path | RemoteFile) -> ExportArchive:
+        """Open the file as what it is: a ZIP archive, or one CSV file.
+
+        A report (PDF, Office) holds no rows by nature; anything else that is not
+        CSV (a proxy's HTML page, an error document, a binary of another kind) is
+        not the export's file: a failed download, tried again with a fresh link.
+        """
         if isinstance(source, Path):
             with source.open("rb") as file:
-                magic = file.read(4)
+                head = file.read(RemoteFile.HEAD_BYTES)
         else:
-            magic = source.head[:4]
+            head = source.head
         try:
-            if not magic.startswith(b"PK"):
-                kind = _FILE_KINDS.get(magic, "not a ZIP archive")
+            if head.startswith(b"PK"):
+                return self._open_zip(run, source)
+            if kind := _FILE_KINDS.get(head[:4]):
                 message = (
                     f"Export {run.export_id} ({run.export_type}): its last run's file "
                     f"is {kind}, not a ZIP archive of CSV files; make it a raw-data "
                     "export"
                 )
                 raise NotCsvExportError(message)
-            failure: RetriableDownloadError | None = None
-            try:
-                return ExportArchive(run, source, self.max_uncompressed_bytes)
-            except ZIP_ERRORS as error:
+            if kind := next(
+                (k for magic, k in _ARCHIVE_KINDS.items() if head.startswith(magic)),
+                None,
+            ):
                 message = (
-                    f"Export {run.export_id}: corrupt ZIP archive "
-                    f"({type(error).__name__}: {printable(str(error))})"
+                    f"Export {run.export_id} ({run.export_type}): its last run's file "
+                    f"is {kind}, which the tap does not read: only ZIP archives, "
+                    "gzip and plain CSV files"
                 )
-                failure = RetriableDownloadError(message)
-            raise failure
+                raise OktopostError(message)
+            name = link_file_name(str(run.link))
+            gzipped = head.startswith(_GZIP)
+            if came := not_csv_reason(head, name):
+                message = (
+                    f"Export {run.export_id} ({run.export_type}): its last run's file "
+                    f"{printable(name)} came as {came}, not a ZIP archive or CSV file"
+                )
+                raise RetriableDownloadError(message)
+            if single_file_table(name) is None:
+                message = (
+                    f"Export {run.export_id} ({run.export_type}): its last run's file "
+                    f"is one CSV file, but its name ({printable(name)}) has no letter "
+                    "or digit to name its table after"
+                )
+                raise OktopostError(message)
+            return ExportArchive(
+                run,
+                source,
+                self.max_uncompressed_bytes,
+                single=name,
+                gzipped=gzipped,
+            )
         except OktopostError:
             if isinstance(source, Path):
                 source.unlink(missing_ok=True)
             raise
+
+    def _open_zip(self, run: ExportRun, source: Path | RemoteFile) -> ExportArchive:
+        failure: RetriableDownloadError | None = None
+        try:
+            return ExportArchive(run, source, self.max_uncompressed_bytes)
+        except ZIP_ERRORS as error:
+            message = (
+                f"Export {run.export_id}: corrupt ZIP archive "
+                f"({type(error).__name__}: {printable(str(error))})"
+            )
+            failure = RetriableDownloadError(message)
+        raise failure
 
     def _folder_path(self) -> Path:
         """Make the private folder on first use; it goes with the store."""

@@ -50,6 +50,7 @@ from tap_oktopost.download import (
     DEFAULT_MAX_DISK_BYTES,
     ArchiveStore,
     ExportArchive,
+    FileChangedError,
     NotCsvExportError,
 )
 from tap_oktopost.exports import ExportRun
@@ -521,12 +522,7 @@ class TapOktopost(Tap):
                     run.run_at, run.record.get("LastRunFile")
                 ):
                     continue  # a sync given this state has nothing of it to load
-                archive = self.archives.archive(run, headers_only=True)
-                try:
-                    self._add_shapes(archive, shapes)
-                finally:
-                    if archive.path is None:
-                        archive.delete()
+                self._add_run_shapes(run, shapes)
             except NotCsvExportError as error:
                 self.logger.warning("%s. It has no table to discover.", error)
             except OktopostError as error:
@@ -550,6 +546,40 @@ class TapOktopost(Tap):
             streams.append(ExportFileStream(self, name, schema, keys))
         return streams
 
+    def _add_run_shapes(self, run: ExportRun, shapes: dict[str, TableShape]) -> None:
+        """Add the columns and sample types of one run's CSV files.
+
+        A file replaced in storage while read remotely is read again from scratch
+        (a bounded number of times) and only what one version holds is added, so a
+        catalog never holds columns of two versions of one file.
+        """
+        attempt, ranged = 0, True
+        while True:
+            attempt += 1
+            trial = copy.deepcopy(shapes)  # columns are few: a cheap copy
+            changed: FileChangedError | None = None
+            archive = self.archives.archive(run, headers_only=ranged)
+            try:
+                self._add_shapes(archive, trial)
+            except FileChangedError as error:
+                changed = error
+            finally:
+                if archive.path is None:
+                    archive.delete()
+                if changed is None:  # what was read before another failure counts
+                    shapes.update(trial)
+            if changed is None:
+                return
+            if attempt > self.archives.max_retries:
+                raise changed
+            ranged = not changed.whole
+            self.logger.warning(
+                "%s: reading it again from its start (%d of %d)",
+                changed,
+                attempt,
+                self.archives.max_retries,
+            )
+
     @staticmethod
     def _add_shapes(archive: ExportArchive, shapes: dict[str, TableShape]) -> None:
         """Add the columns and sample types of an archive's CSV files."""
@@ -562,6 +592,8 @@ class TapOktopost(Tap):
                         if header is not None:
                             shape = shapes.setdefault(name, TableShape())
                             shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
+                except FileChangedError:
+                    raise
                 except (*READ_ERRORS, OktopostError) as error:
                     failure = member_error(archive, member, error, "at discovery")
                 else:

@@ -453,13 +453,29 @@ class _StorageHandler(_Handler):
     def _send_archive(self, data: bytes) -> None:
         total = len(data)
         headers = {"Accept-Ranges": "bytes"}
+        etag = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+        if self.stand_in.etag_style == "strong":
+            headers["ETag"] = etag
+        elif self.stand_in.etag_style == "weak":
+            headers["ETag"] = f"W/{etag}"
         status: int = HTTPStatus.OK
         requested = self.headers.get("Range")
+        style = self.stand_in.range_style
+        if_range = self.headers.get("If-Range")
+        if (if_range is not None and if_range != etag) or (
+            style == "first-only" and not (requested or "").startswith("bytes=0-")
+        ):
+            requested = None  # another version, or a cache serving whole files
         if requested is not None and self.stand_in.honour_range:
             try:
-                byte_range = _parse_range(requested, total)
+                if style == "refuse":
+                    raise _UnsatisfiableRange
+                byte_range = _parse_range(
+                    requested, total, strict=style.startswith("strict")
+                )
             except _UnsatisfiableRange:
-                headers["Content-Range"] = f"bytes */{total}"
+                if style != "strict-bare":
+                    headers["Content-Range"] = f"bytes */{total}"
                 status = HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE
                 body = self._error_body(
                     status, "The requested range is not satisfiable"
@@ -503,11 +519,14 @@ class _UnsatisfiableRange(Exception):
     """The Range header asks only for bytes past the end of the file (416)."""
 
 
-def _parse_range(header: str, total: int) -> tuple[int, int] | None:
+def _parse_range(
+    header: str, total: int, *, strict: bool = False
+) -> tuple[int, int] | None:
     """Parse one `bytes=` range into (first, last), or None to ignore it.
 
     Malformed and multi-range headers are ignored (answered with the whole file),
-    which RFC 9110 allows.
+    which RFC 9110 allows. `strict`, a range reaching past the end is refused too,
+    as some S3-compatible stores and proxies do.
     """
     unit, _, spec = header.strip().partition("=")
     start_text, dash, end_text = spec.strip().partition("-")
@@ -523,7 +542,7 @@ def _parse_range(header: str, total: int) -> tuple[int, int] | None:
     first = int(start_text)
     if end_text and int(end_text) < first:
         return None
-    if first >= total:
+    if first >= total or (strict and end_text and int(end_text) >= total):
         raise _UnsatisfiableRange
     return first, min(int(end_text) if end_text else total, total - 1)
 
@@ -554,6 +573,14 @@ class OktopostStandIn:
         self.api_key = api_key
         self.page_size = page_size
         self.honour_range = honour_range
+        self.range_style = "s3"
+        """How Range is answered: "s3" (416 only past the end), "strict" (416 to a
+        range reaching past the end, with `bytes */N`), "strict-bare" (the same
+        without the size), "refuse" (416 with `bytes */N` to every Range),
+        "first-only" (a cache: Range honoured from byte 0 only, else the whole file
+        with 200)."""
+        self.etag_style = "strong"
+        """The ETag sent with the file: "strong", "weak" (`W/"..."`), or "none"."""
         self.link_lifetime_seconds = link_lifetime_seconds
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -561,6 +588,7 @@ class OktopostStandIn:
         self._failures: list[_Failure] = []
         self._truncations = 0
         self._block_failures: list[int | None] = []
+        self._replacements: dict[str, list[tuple[int, bytes]]] = {}
         self._bytes_served = 0
         self._secret = secrets.token_bytes(32)
         self._servers: list[_Server] = []
@@ -684,6 +712,13 @@ class OktopostStandIn:
         with self._lock:
             self._block_failures.extend([status] * times)
 
+    def replace_after(self, export_id: str, requests: int, archive: bytes) -> None:
+        """Replace an export's file in place after `requests` more storage requests
+        for it: same link, same name, new bytes (a new ETag). Calls queue up, each
+        counting from the replacement before it."""
+        with self._lock:
+            self._replacements.setdefault(export_id, []).append((requests, archive))
+
     def reset_log(self) -> None:
         """Forget requests and the served-byte count, to look at one phase alone."""
         with self._lock:
@@ -764,7 +799,17 @@ class OktopostStandIn:
     def _archive(self, export_id: str) -> bytes | None:
         with self._lock:
             export = self._exports.get(export_id)
-            return None if export is None else export.archive
+            if export is None:
+                return None
+            queue = self._replacements.get(export_id)
+            if queue:
+                left, archive = queue[0]
+                if left <= 0:
+                    export.archive = archive
+                    queue.pop(0)
+                else:
+                    queue[0] = (left - 1, archive)
+            return export.archive
 
     def _signature(self, path: str, date: str, expires: str) -> str:
         message = f"{unquote(path)}\n{date}\n{expires}".encode()

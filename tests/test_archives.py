@@ -83,11 +83,13 @@ def read_member(archive: ExportArchive, member: str) -> bytes:
 
 def contents(archive: ExportArchive, every: int = 1) -> dict[str, Any]:
     """Everything discovery or a sync could see of an archive; bytes of `every` nth."""
-    entries = archive.zip_file.infolist()
+    zip_file = archive.zip_file
+    assert zip_file is not None
+    entries = zip_file.infolist()
     members = [member for members in archive.tables.values() for member in members]
     return {
         "entries": [info.filename for info in entries],
-        "bytes": [archive.zip_file.read(info) for info in entries[::every]],
+        "bytes": [zip_file.read(info) for info in entries[::every]],
         "tables": archive.tables,
         "skipped": archive.skipped,
         "members": {

@@ -33,7 +33,12 @@ from typing import Any
 import pytest
 import requests
 
-from tap_oktopost.archive import DamagedMemberError, ExportArchive, InflationLimitError
+from tap_oktopost.archive import (
+    DEFAULT_MAX_UNCOMPRESSED_BYTES,
+    DamagedMemberError,
+    ExportArchive,
+    InflationLimitError,
+)
 from tap_oktopost.client import (
     MAX_API_ANSWER_BYTES,
     OktopostClient,
@@ -382,7 +387,11 @@ def lying_zip(name: str, data: bytes) -> bytes:
     return bytes(packed)
 
 
-def archive_of(tmp_path: Path, data: bytes, **limits: int) -> ExportArchive:
+def archive_of(
+    tmp_path: Path,
+    data: bytes,
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES,
+) -> ExportArchive:
     path = tmp_path / "run.zip"
     path.write_bytes(data)
     run = ExportRun.from_detail(
@@ -394,7 +403,7 @@ def archive_of(tmp_path: Path, data: bytes, **limits: int) -> ExportArchive:
             "LastRunFile": "http://127.0.0.1/run.zip",
         },
     )
-    return ExportArchive(run, path, **limits)
+    return ExportArchive(run, path, max_uncompressed_bytes)
 
 
 def read_all(archive: ExportArchive, member: str) -> int:
@@ -407,6 +416,7 @@ def test_a_member_lying_about_its_compression_is_refused_as_it_inflates(
 ) -> None:
     data = b"Post ID,Clicks\n" + b"0,0\n" * 5_000_000  # 20 MB, deflated 1000:1
     archive = archive_of(tmp_path, lying_zip("Posts.csv", data))
+    assert archive.zip_file is not None
     info = archive.zip_file.getinfo("Posts.csv")
     assert info.compress_type == zipfile.ZIP_DEFLATED  # what the member is
     assert info.compress_size == info.file_size  # the claim: no compression at all

@@ -199,6 +199,44 @@ def test_range_requests(stand_in: OktopostStandIn) -> None:
     assert "Content-Range" not in headers
 
 
+def test_range_styles_etags_and_replacement_in_place(
+    stand_in: OktopostStandIn,
+) -> None:
+    stand_in.add_export(_export(1, archive=ARCHIVE))
+    link = _link(stand_in, "032000000000001")
+    total = len(ARCHIVE)
+    past_end = {"Range": f"bytes=0-{total + 100}"}
+    assert _request(link, past_end)[0] == 206  # S3 serves what there is
+    stand_in.range_style = "strict"
+    status, headers, _ = _request(link, past_end)
+    assert (status, headers["Content-Range"]) == (416, f"bytes */{total}")
+    stand_in.range_style = "strict-bare"
+    status, headers, _ = _request(link, past_end)
+    assert (status, "Content-Range" in headers) == (416, False)
+    stand_in.range_style = "refuse"
+    assert _request(link, {"Range": "bytes=0-9"})[0] == 416
+    stand_in.range_style = "first-only"
+    assert _request(link, {"Range": "bytes=0-9"})[2] == ARCHIVE[:10]
+    assert _request(link, {"Range": "bytes=10-19"})[:3:2] == (200, ARCHIVE)
+
+    stand_in.range_style = "s3"
+    _, headers, _ = _request(link)
+    etag = headers["ETag"]
+    assert etag.startswith('"')
+    same = {"Range": "bytes=10-19", "If-Range": etag}
+    assert _request(link, same)[:3:2] == (206, ARCHIVE[10:20])
+    replaced = make_zip({"c.csv": "q\n1\n"})
+    stand_in.replace_after("032000000000001", 1, replaced)
+    assert _request(link, same)[:3:2] == (206, ARCHIVE[10:20])  # still the old one
+    status, headers, body = _request(link, same)
+    assert (status, body) == (200, replaced)  # If-Range: the whole new file
+    assert headers["ETag"] != etag
+    stand_in.etag_style = "weak"
+    assert _request(link)[1]["ETag"] == f"W/{headers['ETag']}"
+    stand_in.etag_style = "none"
+    assert "ETag" not in _request(link)[1]
+
+
 def test_fail_next_and_truncation(stand_in: OktopostStandIn) -> None:
     stand_in.add_export(_export(1, archive=ARCHIVE))
     stand_in.fail_next("/v2/bi-export", 503, times=2, headers={"Retry-After": "1"})
