@@ -3,6 +3,10 @@
 The tap's own settings schema is the one source of truth for the settings, and the
 package's `Repository` URL (pyproject.toml) for where it is installed from;
 `tests/test_meltano.py` checks that this file and `meltano.yml` still match them.
+Until the project is published, pyproject.toml names no repository: the definition
+then names no variant, repo or docs (nothing for `meltano add` to show as a real
+link), and its `pip_url` holds the `<OWNER>` placeholder that the README's install
+commands replace.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITION = ROOT / "hub" / "tap-oktopost.yml"
+UNPUBLISHED_PIP_URL = "git+https://github.com/<OWNER>/tap-oktopost.git"
+"""Where the tap installs from once published: `<OWNER>` is for the user to replace."""
 # Not `decimal` for numbers: Meltano 4.4 reads a decimal setting from the environment
 # as a Decimal, then fails to write it to the tap's config ("Object of type Decimal
 # is not JSON serializable"). The tap's numbers are seconds: whole ones are plenty,
@@ -45,15 +51,14 @@ def about() -> dict[str, Any]:
     return info
 
 
-def repository() -> str:
-    """Give the git repository that the installed package's metadata names."""
+def repository() -> str | None:
+    """Give the git repository that the installed package's metadata names, if any."""
     entries: list[str] = metadata("tap-oktopost").get_all("Project-URL") or []
     for entry in entries:
         label, _, url = entry.partition(",")
         if label.strip() == "Repository":
             return url.strip()
-    message = "pyproject.toml has no Repository URL under [project.urls]"
-    raise SystemExit(message)
+    return None
 
 
 def setting_kind(schema: dict[str, Any]) -> str:
@@ -81,23 +86,27 @@ def settings(info: dict[str, Any]) -> list[dict[str, Any]]:
     return listed
 
 
-def definition(info: dict[str, Any], repo: str | None = None) -> dict[str, Any]:
+def definition(info: dict[str, Any], repo: str | None) -> dict[str, Any]:
     """Describe this variant as a Meltano Hub extractor definition.
 
-    The variant is named after the repository's owner and installs from its git
-    URL, as Meltano Hub names and installs plugins that are not on PyPI.
+    With a repository, the variant is named after its owner and installs from its
+    git URL, as Meltano Hub names and installs plugins that are not on PyPI.
     """
-    repo = repo or repository()
-    owner = urlsplit(repo).path.strip("/").split("/")[0].lower()
+    where = {"pip_url": UNPUBLISHED_PIP_URL}
+    if repo:
+        owner = urlsplit(repo).path.strip("/").split("/")[0].lower()
+        where = {
+            "variant": owner,
+            "repo": repo,
+            "docs": f"{repo}#readme",
+            "pip_url": f"git+{repo}.git",
+        }
     return {
         "name": "tap-oktopost",
         "namespace": "tap_oktopost",
-        "variant": owner,
+        **where,
         "label": "Oktopost",
         "description": info["description"],
-        "repo": repo,
-        "docs": f"{repo}#readme",
-        "pip_url": f"git+{repo}.git",
         "executable": "tap-oktopost",
         "capabilities": info["capabilities"],
         "settings_group_validation": [sorted(info["settings"].get("required", []))],
@@ -111,7 +120,7 @@ def definition(info: dict[str, Any], repo: str | None = None) -> dict[str, Any]:
 def main() -> None:
     """Write the definition file."""
     DEFINITION.parent.mkdir(exist_ok=True)
-    text = yaml.safe_dump(definition(about()), sort_keys=False, width=88)
+    text = yaml.safe_dump(definition(about(), repository()), sort_keys=False, width=88)
     DEFINITION.write_text(text)
     print(f"wrote {DEFINITION.relative_to(ROOT)}")
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import logging
 import re
 import uuid
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
@@ -34,6 +36,7 @@ GZIP_LEVEL = 1
 JSONL = "jsonl"
 GZIP = "gzip"
 _STEM = "tap-oktopost"
+LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -58,6 +61,35 @@ def check_batch_config(batch_config: BatchConfig) -> None:
     if batch_config.batch_size < 1:
         msg = f"batch_config: batch_size {batch_config.batch_size}; at least 1"
         raise BatchSettingError(msg)
+
+
+def prepare_root(batch_config: BatchConfig, logger: logging.Logger) -> int:
+    """Make `storage.root` ready for this sync's files; give how many old ones went.
+
+    A local root that does not exist yet is created, with an INFO line naming it, so
+    that a typo in the path shows in the log rather than as files in an unexpected
+    folder; one that cannot be a folder stops the sync before any file. Then the
+    files of earlier syncs are deleted (`remove_earlier_files`).
+    """
+    storage = batch_config.storage
+    root = UPath(storage.root, **storage.params).resolve()
+    if root.protocol in LOCAL_PROTOCOLS:
+        folder = Path(root.path)
+        try:
+            created = not folder.is_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            msg = (
+                f"batch_config: storage.root {folder} cannot be created as a "
+                f"folder ({error.strerror or type(error).__name__})"
+            )
+            raise BatchSettingError(msg) from None
+        if created:
+            logger.info(
+                "Created the BATCH files folder %s (batch_config: storage.root)",
+                folder,
+            )
+    return remove_earlier_files(batch_config)
 
 
 def remove_earlier_files(batch_config: BatchConfig) -> int:

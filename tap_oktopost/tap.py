@@ -24,7 +24,7 @@ from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_oktopost.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
-from tap_oktopost.batches import remove_earlier_files
+from tap_oktopost.batches import prepare_root
 from tap_oktopost.client import (
     EU_BASE_URL,
     US_BASE_URL,
@@ -424,7 +424,7 @@ class TapOktopost(Tap):
 
     def _prepare_sync_plan(self) -> SyncPlan:
         if raw_batch_config := self.config.get("batch_config"):
-            removed = remove_earlier_files(BatchConfig.from_dict(raw_batch_config))
+            removed = prepare_root(BatchConfig.from_dict(raw_batch_config), self.logger)
             if removed:
                 self.logger.info("Deleted %d BATCH files of earlier syncs", removed)
         plan = SyncPlan(

@@ -348,3 +348,85 @@ def test_a_stream_sent_under_two_names_is_refused(
     assert run.returncode == 1
     assert "batch_config cannot send a stream under several names" in run.stderr
     assert not [m for m in run.messages if m["type"] == "BATCH"]
+
+
+# -- storage.root: a missing folder is created and named, a wrong one refused ------
+
+MISSING_ROOTS = [
+    "batches",
+    "a/b/c",
+    "with space/é ü",
+    "deep/" * 6 + "end",
+    "dots.and-dashes_/x.y",
+]
+
+
+@pytest.mark.parametrize("relative", MISSING_ROOTS)
+def test_a_missing_storage_root_is_created_and_named_in_the_log(
+    stand_in: OktopostStandIn, tmp_path: Path, relative: str
+) -> None:
+    serve_all(stand_in)
+    root = tmp_path / relative
+    settings = batch_config(root, 7)
+    settings["storage"]["root"] = f"file://{root}"  # as written in meltano.yml
+    config = config_for(stand_in, batch_config=settings)
+
+    run = sync_in_process(config)
+
+    assert run.returncode == 0, run.stderr
+    created = [line for line in run.stderr.splitlines() if "Created" in line]
+    assert created == [
+        f"INFO tap-oktopost: Created the BATCH files folder {root}"
+        " (batch_config: storage.root)"
+    ]
+    urls = [url for m in run.messages if m["type"] == "BATCH" for url in m["manifest"]]
+    assert urls
+    assert {Path(urlparse(url).path).parent for url in urls} == {root}
+    as_records = sync_in_process(config_for(stand_in))
+    assert sum(len(file_records(url)) for url in urls) == sum(
+        len(sent_records(as_records, stream)) for stream in CSV_STREAMS
+    )
+
+    again = sync_in_process(config, state=run.final_state)
+    assert again.returncode == 0, again.stderr
+    assert "Created the BATCH files folder" not in again.stderr
+
+
+def file_in_the_way(tmp_path: Path) -> Path:
+    (tmp_path / "taken").write_text("a file")
+    return tmp_path / "taken"
+
+
+def under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "plain").write_text("a file")
+    return tmp_path / "plain" / "batches"
+
+
+def with_a_name_too_long(tmp_path: Path) -> Path:
+    return tmp_path / ("x" * 300) / "batches"
+
+
+@pytest.mark.parametrize(
+    ("wrong_root", "reason"),
+    [
+        (file_in_the_way, "File exists"),
+        (under_a_file, "Not a directory"),
+        (with_a_name_too_long, "File name too long"),
+    ],
+)
+def test_a_storage_root_that_cannot_be_a_folder_stops_the_sync_naming_it(
+    stand_in: OktopostStandIn, tmp_path: Path, wrong_root: Any, reason: str
+) -> None:
+    root = wrong_root(tmp_path)
+    serve_all(stand_in)
+
+    run = sync_in_process(config_for(stand_in, batch_config=batch_config(root, 7)))
+
+    assert run.returncode == 1
+    assert (
+        f"batch_config: storage.root {root} cannot be created as a folder ({reason})"
+        in run.stderr
+    )
+    assert not [m for m in run.messages if m["type"] == "BATCH"]
+    assert not [stream for stream in CSV_STREAMS if sent_records(run, stream)]
+    assert read_bookmarks(run.final_state) == {}

@@ -1,23 +1,28 @@
 """Installing the tap as a Meltano user does, outside this repository.
 
-A fresh Meltano project in a temporary folder adds the tap with the README's
-commands (its `pip_url` pointing at this checkout), so Meltano builds the tap's
-own virtual environment with uv, as it would from the git URL; the project then
-loads the stand-in's exports into JSONL. The same project shows that every kind
-of setting reaches the tap each way Meltano allows. Packaging checks build the
-sdist and wheel a maintainer would publish.
+The README's install block runs as written in a temporary folder, its `<OWNER>`
+repository replaced by a `file://` URL of a git repository of this checkout's files:
+Meltano builds the tap's own virtual environment with uv from that `git+` URL, and
+the project loads the stand-in's exports into JSONL, then the tables of exports and
+files added between runs. The same project shows that every kind of setting
+reaches the tap each way Meltano allows. Packaging checks build the sdist and wheel
+a maintainer would publish.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import random
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
@@ -26,42 +31,60 @@ from typing import Any
 import pytest
 import yaml
 
+from tap_oktopost.names import table_name
 from tap_oktopost.tap import TapOktopost
-from tests.conftest import building_from_checkout, meltano_in
-from tests.oktopost_stand_in import OktopostStandIn, demo_exports
+from tests.conftest import building_from_checkout, csv_text, meltano_in
+from tests.oktopost_stand_in import (
+    OktopostStandIn,
+    StandInExport,
+    demo_exports,
+    make_zip,
+)
 from tests.test_targets import DEMO_COUNTS, POSTS_EXPORT
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-CHECKOUT = "/path/to/tap-oktopost"
-"""How the README writes this checkout's path in its commands."""
-INSTALL_COMMANDS = [
-    "meltano init oktopost-elt",
-    f"sed 's|^pip_url: .*|pip_url: {CHECKOUT}|' {CHECKOUT}/hub/tap-oktopost.yml"
-    " > tap-oktopost.yml",
-    "meltano add tap-oktopost --from-ref tap-oktopost.yml",
-]
-"""The README's install lines for a local checkout, run here as written."""
-CONFIG_COMMANDS = [
-    "meltano config set tap-oktopost account_id YOUR_ACCOUNT_ID",
-    "meltano config set tap-oktopost api_key YOUR_API_KEY",
-]
+PLACEHOLDER_REPO = "https://github.com/<OWNER>/tap-oktopost"
+"""The README's repository: the one thing a user replaces."""
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 
-def readme_command(line: str) -> str:
-    """A README command made runnable here: this checkout for its placeholder path."""
-    assert line in README, f"the README no longer shows: {line}"
-    return line.replace(CHECKOUT, str(ROOT))
+def readme_install_block() -> str:
+    """The first `sh` block of the README's "Installing in your own Meltano project"."""
+    section = README.split("## Installing in your own Meltano project", 1)[1]
+    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert match, "the install section has no sh block"
+    return match.group(1)
+
+
+def checkout_repository(folder: Path) -> Path:
+    """A git repository of this checkout's files as they are, committed or not."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    for args in (["init", "--quiet"], ["add", "-A"], ["commit", "--quiet", "-m", "x"]):
+        subprocess.run([*git, *args], cwd=folder, check=True, capture_output=True)
+    return folder
 
 
 @dataclass
 class OutsideProject:
-    """A Meltano project outside the repository, with the tap installed in it."""
+    """A Meltano project outside the repository, set up by the README's block."""
 
     folder: Path
     env: dict[str, str]
+    repository: str
+    setup: subprocess.CompletedProcess[str]
 
     def meltano(
         self, *args: str, check: bool = True
@@ -79,6 +102,29 @@ class OutsideProject:
         config: dict[str, Any] = json.loads(done.stdout)
         return config
 
+    def output_files(self) -> set[Path]:
+        return set(self.folder.glob("*.jsonl"))
+
+    def run_pipeline(
+        self, *options: str, check: bool = True
+    ) -> tuple[subprocess.CompletedProcess[str], dict[str, list[dict[str, Any]]]]:
+        """`meltano run tap-oktopost target-jsonl`, and the rows of its new files."""
+        before = self.output_files()
+        done = self.meltano(
+            "run", *options, "tap-oktopost", "target-jsonl", check=check
+        )
+        return done, rows_by_table(self.output_files() - before)
+
+
+def rows_by_table(files: set[Path]) -> dict[str, list[dict[str, Any]]]:
+    """target-jsonl's `<table>-<timestamp>.jsonl` files, read back by table."""
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for path in files:
+        table = path.stem.rsplit("-", 1)[0]
+        lines = path.read_text(encoding="utf-8").splitlines()
+        tables.setdefault(table, []).extend(json.loads(line) for line in lines)
+    return tables
+
 
 def user_env() -> dict[str, str]:
     """A user's shell: this venv's meltano on PATH, no settings of the repo's tests."""
@@ -93,31 +139,76 @@ def user_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def outside(tmp_path_factory: pytest.TempPathFactory) -> OutsideProject:
-    """`meltano init`, then the tap added from this checkout and target-jsonl."""
+def server() -> Iterator[OktopostStandIn]:
+    """The stand-in the outside project loads from, serving the demo exports."""
+    with OktopostStandIn(page_size=2) as stand_in:
+        for export in demo_exports():
+            stand_in.add_export(export)
+        yield stand_in
+
+
+@pytest.fixture(scope="module")
+def outside(
+    tmp_path_factory: pytest.TempPathFactory, server: OktopostStandIn
+) -> OutsideProject:
+    """The README's install block, run as written in a fresh folder.
+
+    Only its placeholders change: the repository for this checkout's, the
+    credentials for the stand-in's. `TAP_OKTOPOST_BASE_URL` points the tap at the
+    stand-in, as an EU user's `base_url` would point it elsewhere.
+    """
     home = tmp_path_factory.mktemp("elsewhere")
-    env = user_env()
-    init, copy_definition, add = (readme_command(line) for line in INSTALL_COMMANDS)
-    subprocess.run(["bash", "-c", init], cwd=home, env=env, check=True, timeout=300)
-    project = OutsideProject(home / "oktopost-elt", env)
-    with building_from_checkout():
-        for command in (copy_definition, add):
-            subprocess.run(
-                ["bash", "-c", command],
-                cwd=project.folder,
-                env=env,
-                check=True,
-                timeout=600,
-                capture_output=True,
-            )
-    # Meltano Hub is out of reach here: the loader comes from this repo's definition.
-    loaders = yaml.safe_load((ROOT / "meltano.yml").read_text())["plugins"]["loaders"]
-    (jsonl,) = [loader for loader in loaders if loader["name"] == "target-jsonl"]
-    (project.folder / "target-jsonl.yml").write_text(yaml.safe_dump(jsonl))
-    project.meltano("add", "target-jsonl", "--from-ref", "target-jsonl.yml")
-    project.meltano("config", "set", "target-jsonl", "destination_path", "output")
-    project.meltano("config", "set", "target-jsonl", "do_timestamp_file", "false")
-    return project
+    source = checkout_repository(tmp_path_factory.mktemp("published"))
+    repository = source.as_uri()
+    block = readme_install_block()
+    for placeholder in (PLACEHOLDER_REPO, "YOUR_ACCOUNT_ID", "YOUR_API_KEY"):
+        assert block.count(placeholder) == 1, placeholder
+    block = (
+        block.replace(PLACEHOLDER_REPO, repository)
+        .replace("YOUR_ACCOUNT_ID", server.account_id)
+        .replace("YOUR_API_KEY", server.api_key)
+    )
+    assert "<" not in block, "a placeholder the test does not know"
+    env = {**user_env(), "TAP_OKTOPOST_BASE_URL": server.base_url}
+    # A passing fault during the first sync, retried at once: its warning must read
+    # right in the venv Meltano built (uv), not only in the repository's.
+    server.fail_next(
+        f"/v2/bi-export/{POSTS_EXPORT}", 429, times=2, headers={"Retry-After": "0"}
+    )
+    setup = subprocess.run(
+        ["bash", "-e", "-c", block],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert setup.returncode == 0, f"{setup.stdout[-3000:]}\n{setup.stderr[-6000:]}"
+    return OutsideProject(home / "oktopost-elt", env, repository, setup)
+
+
+def test_the_readme_block_installs_the_tap_and_loads_the_exports(
+    outside: OutsideProject,
+) -> None:
+    first_run = rows_by_table(outside.output_files())
+    assert {table: len(rows) for table, rows in first_run.items()} == DEMO_COUNTS
+    assert Counter(post["export_id"] for post in first_run["posts"]) == {
+        POSTS_EXPORT: 40
+    }
+    assert all(re.fullmatch(r"0[0-9]+", post["post_id"]) for post in first_run["posts"])
+    warning = (
+        f"Export {POSTS_EXPORT}: Oktopost's rate limit (HTTP 429): retry 1 of 5 in 0 s"
+        " as its Retry-After header asks"
+    )
+    assert warning in outside.setup.stderr
+    assert "None: retry" not in outside.setup.stderr
+    assert "Traceback" not in outside.setup.stderr
+    # `meltano add` shows no made-up owner or link as if it were real.
+    shown = outside.setup.stdout + outside.setup.stderr
+    assert "your-org" not in shown
+    assert not re.search(r"^(Variant|Repository|Documentation):", shown, re.MULTILINE)
+    assert "github.com" not in shown
 
 
 def test_the_tap_runs_from_the_venv_meltano_built(outside: OutsideProject) -> None:
@@ -127,8 +218,9 @@ def test_the_tap_runs_from_the_venv_meltano_built(outside: OutsideProject) -> No
     assert (executable / "tap-oktopost").exists()
     definition = yaml.safe_load((outside.folder / "meltano.yml").read_text())
     (extractor,) = definition["plugins"]["extractors"]
-    assert extractor["pip_url"] == str(ROOT)
-    assert extractor["variant"] == "your-org"
+    assert extractor["pip_url"] == f"git+{outside.repository}"
+    assert "variant" not in extractor
+    assert extractor["use_cached_catalog"] is False
     # Installed, not linked to this checkout: the package lives in that venv.
     done = subprocess.run(
         [
@@ -150,44 +242,154 @@ def test_the_tap_runs_from_the_venv_meltano_built(outside: OutsideProject) -> No
     assert backoffs == "['python-backoff']"
 
 
-def test_a_fresh_project_loads_the_exports_into_jsonl(
-    outside: OutsideProject, stand_in: OktopostStandIn
-) -> None:
-    for export in demo_exports():
-        stand_in.add_export(export)
-    for line in CONFIG_COMMANDS:
-        command = readme_command(line)
-        command = command.replace("YOUR_ACCOUNT_ID", stand_in.account_id)
-        command = command.replace("YOUR_API_KEY", stand_in.api_key)
-        outside.meltano(*command.split()[1:])
-    outside.meltano("config", "set", "tap-oktopost", "base_url", stand_in.base_url)
-    # A passing fault during the sync, retried at once: its warning must read right
-    # in the venv Meltano built (uv), not only in the repository's.
-    stand_in.fail_next(
-        f"/v2/bi-export/{POSTS_EXPORT}", 429, times=2, headers={"Retry-After": "0"}
-    )
+# -- exports and files added between runs -------------------------------------------
 
-    done = outside.meltano("run", "tap-oktopost", "target-jsonl")
 
-    output = outside.folder / "output"
-    counts = {
-        path.stem: len(path.read_text(encoding="utf-8").splitlines())
-        for path in output.glob("*.jsonl")
-    }
-    assert counts == DEMO_COUNTS
-    posts = [
-        json.loads(line)
-        for line in (output / "posts.jsonl").read_text(encoding="utf-8").splitlines()
+@dataclass
+class NewTable:
+    """A CSV file of generated rows, and the table the tap makes of it."""
+
+    file_name: str
+    rows: list[list[str]]
+
+    @property
+    def table(self) -> str:
+        name = table_name(self.file_name)
+        assert name
+        return name
+
+    @property
+    def csv(self) -> str:
+        return csv_text([["Row ID", "Label", "Count"], *self.rows])
+
+    def expected(self) -> list[tuple[str, str]]:
+        return sorted((row[0], row[1]) for row in self.rows)
+
+
+def new_table(rng: random.Random) -> NewTable:
+    word = rng.choice(["Lead Sources", "Clicks By Day", "Advocates", "Boards"])
+    stem = f"{word} {rng.randrange(10**6):06d}"
+    folder = rng.choice(["", "reports/", "2026/12/"])
+    rows = [
+        [
+            f"r{rng.randrange(10**9)}-{n}",
+            rng.choice(["a,b", "é ü", "plain", "x\ny"]),
+            str(n),
+        ]
+        for n in range(rng.randint(1, 30))
     ]
-    assert Counter(post["export_id"] for post in posts) == {POSTS_EXPORT: 40}
-    assert all(re.fullmatch(r"0[0-9]+", post["post_id"]) for post in posts)
-    warning = (
-        f"Export {POSTS_EXPORT}: Oktopost's rate limit (HTTP 429): retry 1 of 5 in 0 s"
-        " as its Retry-After header asks"
+    return NewTable(f"{folder}{stem}.csv", rows)
+
+
+def new_export_id(rng: random.Random) -> str:
+    return f"0329{rng.randrange(10**11):011d}"
+
+
+def loaded_rows(
+    loaded: dict[str, list[dict[str, Any]]], table: NewTable
+) -> list[tuple[str, str]]:
+    return sorted((row["row_id"], row["label"]) for row in loaded.get(table.table, []))
+
+
+def archive_members(archive: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        return {name: opened.read(name) for name in opened.namelist()}
+
+
+@pytest.mark.parametrize("seed", [4, 20])
+def test_a_readme_project_loads_exports_and_files_added_between_runs(
+    outside: OutsideProject, server: OktopostStandIn, seed: int
+) -> None:
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    # A new export with tables no run has seen.
+    tables = [new_table(rng) for _ in range(rng.randint(1, 2))]
+    export_id = new_export_id(rng)
+    server.add_export(
+        StandInExport(
+            id=export_id,
+            last_run_date=f"2026-12-0{rng.randint(1, 9)} 10:00:00",
+            archive=make_zip({table.file_name: table.csv for table in tables}),
+        )
     )
-    assert warning in done.stderr
-    assert "None: retry" not in done.stderr
-    assert "Traceback" not in done.stderr
+    _, loaded = outside.run_pipeline()
+    for table in tables:
+        assert loaded_rows(loaded, table) == table.expected(), table.file_name
+        assert {row["export_id"] for row in loaded[table.table]} == {export_id}
+
+    # A new run of a known export, with a file the earlier runs did not have.
+    added = new_table(rng)
+    posts = next(e for e in demo_exports() if e.id == POSTS_EXPORT)
+    assert posts.archive
+    members: dict[str, str | bytes] = {
+        **archive_members(posts.archive),
+        added.file_name: added.csv,
+    }
+    server.set_run(POSTS_EXPORT, make_zip(members), f"2026-12-{10 + seed} 10:00:00")
+    _, loaded = outside.run_pipeline()
+    assert loaded_rows(loaded, added) == added.expected()
+    assert len(loaded["posts"]) == DEMO_COUNTS["posts"]
+
+
+def test_with_the_cached_catalog_a_new_table_fails_its_export_until_rediscovery(
+    outside: OutsideProject, server: OktopostStandIn
+) -> None:
+    """What the README's `_use_cached_catalog false` line prevents, and the way out."""
+    rng = random.Random(7)  # noqa: S311 - test data, not secrets
+    outside.meltano("config", "unset", "tap-oktopost", "_use_cached_catalog")
+    table = new_table(rng)
+    export_id = new_export_id(rng)
+    try:
+        server.add_export(
+            StandInExport(
+                id=export_id,
+                last_run_date="2026-12-03 10:00:00",
+                archive=make_zip({table.file_name: table.csv}),
+            )
+        )
+        done, loaded = outside.run_pipeline(check=False)
+        assert done.returncode != 0
+        assert table.table not in loaded
+        errors = [
+            line
+            for line in done.stderr.splitlines()
+            if "catalog lacks" in line and export_id in line
+        ]
+        assert errors, done.stderr[-3000:]
+        assert all(table.table in line for line in errors)
+        # `meltano invoke tap-oktopost --discover` leaves Meltano's catalog as it
+        # is; a run that refreshes it loads the table.
+        _, loaded = outside.run_pipeline("--refresh-catalog")
+        assert loaded_rows(loaded, table) == table.expected()
+    finally:
+        outside.meltano("config", "set", "tap-oktopost", "_use_cached_catalog", "false")
+
+
+def test_batch_files_are_not_for_target_jsonl(
+    outside: OutsideProject, server: OktopostStandIn, tmp_path: Path
+) -> None:
+    """The README's claim: target-jsonl 0.1.4 cannot take BATCH messages."""
+    rng = random.Random(11)  # noqa: S311 - test data, not secrets
+    table = new_table(rng)
+    server.add_export(
+        StandInExport(
+            id=new_export_id(rng),
+            last_run_date="2026-12-04 10:00:00",
+            archive=make_zip({table.file_name: table.csv}),
+        )
+    )
+    batch_config = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": (tmp_path / "batches").as_uri()},
+    }
+    saved = outside.env
+    outside.env = {**saved, "TAP_OKTOPOST_BATCH_CONFIG": json.dumps(batch_config)}
+    try:
+        done, loaded = outside.run_pipeline(check=False)
+    finally:
+        outside.env = saved
+    assert done.returncode != 0
+    assert "'NoneType' object has no attribute 'asdict'" in done.stderr
+    assert table.table not in loaded
 
 
 # -- every kind of setting, each way Meltano takes it ------------------------------
@@ -320,14 +522,16 @@ def test_the_wheel_declares_licence_urls_and_pythons(built: Path) -> None:
     assert metadata["License-Expression"] == "Apache-2.0"
     assert metadata["Requires-Python"] == ">=3.10"
     urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
-    assert urls["Repository"] == "https://github.com/your-org/tap-oktopost"
+    assert "your-org" not in str(metadata)
     classifiers = metadata.get_all("Classifier") or []
     for version in ("3.10", "3.11", "3.13"):
         assert f"Programming Language :: Python :: {version}" in classifiers
     assert not [name for name in names if name.startswith("tests/")]
+    # Unpublished (no URLs: see pyproject.toml), the definition names no repository.
     definition = yaml.safe_load((ROOT / "hub" / "tap-oktopost.yml").read_text())
-    assert definition["repo"] == urls["Repository"]
-    assert definition["pip_url"] == f"git+{urls['Repository']}.git"
+    published = urls.get("Repository")
+    assert definition.get("repo") == published
+    assert definition["pip_url"] == f"git+{published or PLACEHOLDER_REPO}.git"
 
 
 # -- every supported Python, without the SDK's patches of the standard library -----
