@@ -947,9 +947,10 @@ class OktopostClient:
         deleted while paging shift the pages: entries repeat, or one slips past
         unseen. So a pass that did not settle (see `_ListingPass.settled`) is
         followed by another, until one settles, or lists the same exports as the
-        one before with one Total on all its pages, for MAX_PASSES passes. Paging that never ends (STALLED_PAGES pages in a row
-        with nothing new, or MAX_PAGES pages in all) stops there: the listing then
-        holds what was seen and says why in `incomplete`.
+        one before with one Total on all its pages, for MAX_PASSES passes. Paging
+        that never ends (STALLED_PAGES pages in a row with nothing new, or
+        MAX_PAGES pages in all) stops there: the listing then holds what was seen
+        and says why in `incomplete`.
         """
         passes: list[_ListingPass] = []
         pages = 0
