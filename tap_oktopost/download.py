@@ -109,8 +109,8 @@ logging.getLogger("urllib3.connectionpool").addFilter(_WithoutQueryStrings())
 class RetriableDownloadError(RetriableOktopostError):
     """A download that may succeed with a fresh link: cut off, expired, corrupt."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(f"{message} (retried with a fresh link)")
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{message} (retried with a fresh link)", retry_after)
 
 
 class RangeReadError(RetriableOktopostError):
@@ -285,6 +285,7 @@ class RemoteFile(io.RawIOBase):
                     stream=True,
                 ) as got:
                     status = got.status_code
+                    retry_after = got.headers.get("Retry-After")
                     if status == HTTPStatus.PARTIAL_CONTENT:
                         data = read_at_most(
                             got, length, deadline=deadline, clock=self.clock
@@ -309,7 +310,9 @@ class RemoteFile(io.RawIOBase):
                 "the request_timeout setting"
             )
             raise RangeReadError(message)
-        refused = storage_status_error(status, f"{self.where}, {asked}")
+        refused = storage_status_error(
+            status, f"{self.where}, {asked}", retry_after_seconds(retry_after)
+        )
         self._link_refused = isinstance(refused, ExpiredLinkError)
         raise refused
 
@@ -519,7 +522,7 @@ class ArchiveStore:
             retry_after = retry_after_seconds(got.headers.get("Retry-After"))
             refused = storage_status_error(got.status_code, where, retry_after)
             if isinstance(refused, RetriableOktopostError):
-                raise RetriableDownloadError(str(refused))
+                raise RetriableDownloadError(str(refused), refused.retry_after)
             raise refused
         expected = got.headers.get("Content-Length")
         if expected is not None and expected.isdigit():
