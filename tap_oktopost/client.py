@@ -253,8 +253,9 @@ class CallThrottle:
     still cause a 429, which `retrying` waits out.
 
     The limits default to the module's constants at construction, so that a test
-    can shrink the window; `clock` and `sleep` are injectable, and the log holds
-    wall-clock times (the clock plus its offset from `time.time` at start).
+    can shrink the window. `clock` (monotonic) and `sleep` are injectable; the log
+    holds wall-clock times, the clock plus the wall clock's lead on the monotonic
+    one, which processes of one machine share.
     """
 
     def __init__(
@@ -273,7 +274,7 @@ class CallThrottle:
         self.margin = CALL_WINDOW_MARGIN_SECONDS if margin is None else margin
         self.clock = clock
         self.sleep = sleep
-        self.offset = time.time() - clock()
+        self.offset = time.time() - time.monotonic()
         self.own: list[float] = []
 
     def wait_for_turn(self) -> None:

@@ -575,7 +575,7 @@ def test_a_wrong_api_root_names_base_url_not_an_export(
     with pytest.raises(OktopostError) as credentials:
         client.check_credentials()
     with pytest.raises(OktopostError) as listing:
-        list(client.list_exports())
+        client.list_exports()
 
     for caught in (credentials, listing):
         assert "HTTP 404, no such API path: check the base_url setting" in str(
@@ -613,7 +613,7 @@ def test_other_client_errors_are_not_retried(
     api.fail_next("/v2/bi-export?", status, times=5)
 
     with pytest.raises(OktopostError) as caught:
-        list(client_for(api, clock).list_exports())
+        client_for(api, clock).list_exports()
 
     assert not isinstance(caught.value, RetriableOktopostError)
     assert str(caught.value).startswith(f"Listing exports (page 0): {advice}")
