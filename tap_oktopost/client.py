@@ -743,6 +743,22 @@ def retry_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _past_total(
+    listed: _ListingPass, exports: list[dict[str, Any]], total: object
+) -> bool:
+    """Say whether a page past `Total` lists nothing new: the pages' end.
+
+    Some servers answer every page number with the same last page. Before
+    `Total` is reached, such a page is a shift (or a loop, if it goes on).
+    """
+    reached = (
+        isinstance(total, int)
+        and not isinstance(total, bool)
+        and len(listed.exports) >= total
+    )
+    return reached and all(str(each.get("Id")) in listed.exports for each in exports)
+
+
 @dataclass(frozen=True)
 class ExportListing:
     """Every export a listing found, each once, in the order first seen.
@@ -944,7 +960,8 @@ class OktopostClient:
         """List every export once, by Id, however Oktopost's paging shifts.
 
         The page size is undocumented and `Total` may be off, so a pass pages until
-        an empty page or one shorter than the longest before. Exports created or
+        an empty page, one shorter than the longest before, or one past `Total`
+        with nothing new (see `_past_total`). Exports created or
         deleted while paging shift the pages: entries repeat, or one slips past
         unseen. So a pass that did not settle (see `_ListingPass.settled`) is
         followed by another, until one settles, or lists the same exports as the
@@ -994,7 +1011,10 @@ class OktopostClient:
                 message = f"{what}: Oktopost's 'Exports' is not a list of exports"
                 raise OktopostError(message)
             listed.pages += 1
-            listed.totals.add(printable(repr(body.get("Total"))[:40]))
+            total = body.get("Total")
+            listed.totals.add(printable(repr(total)[:40]))
+            if _past_total(listed, exports, total):
+                return listed
             new = listed.add(exports)
             if not exports or len(exports) < longest:
                 return listed

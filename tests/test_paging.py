@@ -243,6 +243,22 @@ def test_the_same_page_forever_stops_after_a_few_pages(size: int) -> None:
     assert "goes round in circles" in listing.incomplete
 
 
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_a_server_answering_every_page_with_the_whole_list_lists_it_once(
+    size: int,
+) -> None:
+    """`_page` ignored: past a Total met, a page with nothing new is the end."""
+    everything = [{"Id": f"e{index}"} for index in range(size)]
+    with Hostile() as hostile:
+        hostile.route("/v2/bi-export", pages(lambda n: everything, size))
+        listing = hostile_client(hostile).list_exports()
+        calls = len(hostile.hits("/v2/bi-export"))
+
+    assert listing.exports == everything
+    assert listing.incomplete is None
+    assert calls == 2
+
+
 def test_pages_that_change_on_every_pass_stop_after_max_passes() -> None:
     """The same ids, but a Total that moves on every page: exports come and go."""
     totals = itertools.count(10)
