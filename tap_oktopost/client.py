@@ -234,6 +234,10 @@ def retrying(
         sleep(wait)
 
 
+_WALL_CLOCK_LEAD = time.time() - time.monotonic()
+"""Read once a process, so that every throttle of the process agrees on it."""
+
+
 def call_log_path(base_url: str, account_id: str) -> Path:
     """Name the call log of an account: a hash of base_url and account, no secret."""
     digest = hashlib.sha256(f"{base_url.rstrip('/')}\n{account_id}".encode())
@@ -274,7 +278,7 @@ class CallThrottle:
         self.margin = CALL_WINDOW_MARGIN_SECONDS if margin is None else margin
         self.clock = clock
         self.sleep = sleep
-        self.offset = time.time() - time.monotonic()
+        self.offset = _WALL_CLOCK_LEAD
         self.own: list[float] = []
 
     def wait_for_turn(self) -> None:
