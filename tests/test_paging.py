@@ -12,6 +12,7 @@ import itertools
 import logging
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ from tests.conftest import (
     csv_text,
     discover_in_process,
     export_with,
+    run_tap,
     sync_in_process,
 )
 from tests.hostile_server import Hostile, HostileHandler, json_answer, pages
@@ -333,3 +335,48 @@ def test_the_tap_filters_active_exports_from_the_one_listing(
         export_id(1),
         export_id(2),
     ]
+
+
+@pytest.mark.slow  # two tap processes, as Meltano runs them
+def test_discovery_and_sync_processes_load_every_export_through_shifted_paging(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> None:
+    """The issue's account: pages of 3, Total over by 3, page 1 repeating page 0's
+    last export; an export is created while the sync lists."""
+    for number in range(1, 4):
+        stand_in.add_export(numbered_export(number))
+    stand_in.page_size = 3
+    stand_in.paging = PagingShape(total_error=3, overlap=1)
+    config = config_for(stand_in)
+    catalog = run_tap(config, tmp_path, discover=True).messages[0]
+    stand_in.paging.inserts[1] = (0, numbered_export(4))
+
+    run = run_tap(config, tmp_path, catalog=catalog)
+
+    rows = Counter(record["export_id"] for record in run.records("rows"))
+    assert rows == {export_id(n): len(rows_of(n)) - 1 for n in range(1, 5)}
+    assert LISTING_CUT_SHORT not in run.stderr
+
+
+@pytest.mark.slow  # two tap processes, as Meltano runs them
+def test_endless_paging_through_the_command_line_exits_1_after_loading(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> None:
+    for number in range(1, 6):
+        stand_in.add_export(numbered_export(number))
+    stand_in.page_size = 2
+    stand_in.paging = PagingShape(endless=True)
+    config = config_for(stand_in)
+    discovery = run_tap(config, tmp_path, discover=True)
+
+    run = run_tap(config, tmp_path, catalog=discovery.messages[0], check=False)
+
+    assert LISTING_CUT_SHORT in discovery.stderr
+    assert run.returncode == 1
+    assert {record["export_id"] for record in run.records("rows")} == {
+        export_id(1),
+        export_id(2),
+    }
+    assert run.bookmark(export_id(1)) is not None
+    assert [line for line in run.stderr.splitlines() if LISTING_CUT_SHORT in line] != []
+    assert "Traceback" not in run.stderr
