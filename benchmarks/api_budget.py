@@ -160,9 +160,10 @@ def section(
     limited = sum(phase.rate_limited for phase in phases)
     seconds = sum(phase.seconds for phase in phases)
     machine = f"{platform.machine()}, Python {platform.python_version()}"
+    minutes, commit = took / 60, short_commit()
     return f"""{SECTION}
 
-- date: {now:%Y-%m-%d %H:%M} UTC; the whole run took {took / 60:.1f} min; commit {short_commit()}
+- date: {now:%Y-%m-%d %H:%M} UTC; the whole run took {minutes:.1f} min; commit {commit}
 - machine: {os.cpu_count()} CPUs, {machine}
 - command: `python benchmarks/api_budget.py` (`make bench` runs it)
 - {args.exports} active exports on pages of {PAGE_SIZE}; the stand-in answers 429 past
