@@ -174,20 +174,22 @@ def test_the_call_log_holds_times_only_under_a_name_without_secrets(
 EXPORTS = 20
 PAGE_SIZE = 5
 PAGES = EXPORTS // PAGE_SIZE + 1  # the last page is empty: 20 is a multiple of 5
-CALLS, WINDOW, MARGIN = 10, 1.0, 0.2
+CALLS, WINDOW, MARGIN = 10, 1.0, 0.3
 
 
-def account(stand_in: OktopostStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Twenty exports on pages of five; 10 calls a second, as 60 a minute."""
+def account(
+    stand_in: OktopostStandIn, monkeypatch: pytest.MonkeyPatch, window: float = WINDOW
+) -> None:
+    """Twenty exports on pages of five; 10 calls a `window`, as 60 a minute."""
     for number in range(1, EXPORTS + 1):
         rows = [["id", "n"], *[[f"{number}-{row}", str(row)] for row in range(3)]]
         stand_in.add_export(
             export_with(f"032{number:012d}", {"rows.csv": csv_text(rows)})
         )
     stand_in.page_size = PAGE_SIZE
-    stand_in.rate_limit(CALLS, WINDOW)
+    stand_in.rate_limit(CALLS, window)
     monkeypatch.setattr(client, "CALLS_PER_WINDOW", CALLS)
-    monkeypatch.setattr(client, "CALL_WINDOW_SECONDS", WINDOW)
+    monkeypatch.setattr(client, "CALL_WINDOW_SECONDS", window)
     monkeypatch.setattr(client, "CALL_WINDOW_MARGIN_SECONDS", MARGIN)
 
 
@@ -220,10 +222,11 @@ def test_a_sync_that_forgot_discovery_calls_would_meet_the_limit(
     """The same account, but the sync counts its calls alone: a 429 comes.
 
     This is what the call log prevents (the test above): it shows the stand-in's
-    rate limit bites, and that a 429 is waited out.
+    rate limit bites, and that a 429 is waited out. A longer window, so that the
+    sync starts well within the window of discovery's last calls.
     """
-    account(stand_in, monkeypatch)
-    config = config_for(stand_in, rate_limit_wait_seconds=0.5)
+    account(stand_in, monkeypatch, window=3.0)
+    config = config_for(stand_in, rate_limit_wait_seconds=0.5, max_retries=20)
     catalog = discover_in_process(config)
     monkeypatch.setattr(client, "CALL_LOG_DIR", tmp_path / "elsewhere")
     (tmp_path / "elsewhere").mkdir()
