@@ -21,6 +21,7 @@ import os
 import random
 import re
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -253,7 +254,8 @@ class CallThrottle:
     read and rewritten under an exclusive `fcntl` lock, so the sync counts the
     calls discovery just made. A missing, unreadable or garbled log counts as no
     calls, and times in the future are dropped. Without `log`, or when the file
-    cannot be opened, this process counts alone. Other tools sharing the key can
+    cannot be opened or is a link (see `_own_plain_file`), this process counts
+    alone. Other tools sharing the key can
     still cause a 429, which `retrying` waits out.
 
     The limits default to the module's constants at construction, so that a test
@@ -301,11 +303,16 @@ class CallThrottle:
             yield self.own
             return
         try:
-            descriptor = os.open(self.log, os.O_RDWR | os.O_CREAT, 0o600)
+            descriptor = os.open(
+                self.log, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+            )
         except OSError:
             yield self.own
             return
         with os.fdopen(descriptor, "r+b") as file:
+            if not _own_plain_file(os.fstat(descriptor)):
+                yield self.own
+                return
             fcntl.flock(file, fcntl.LOCK_EX)
             times = _read_times(file.read(64 * 1024))
             yield times
@@ -313,6 +320,19 @@ class CallThrottle:
             file.truncate()
             file.write("".join(f"{t!r}\n" for t in times).encode())
             self.own = times
+
+
+def _own_plain_file(status: os.stat_result) -> bool:
+    """Say whether a call log is safe to rewrite: no link another user planted.
+
+    The temp folder is shared; a symlink there is refused by O_NOFOLLOW, and a
+    hard link or a file of another user here, so no other file is ever written.
+    """
+    return (
+        stat.S_ISREG(status.st_mode)
+        and status.st_uid == os.getuid()
+        and status.st_nlink == 1
+    )
 
 
 def _read_times(data: bytes) -> list[float]:

@@ -151,6 +151,28 @@ def test_an_unusable_log_leaves_the_process_counting_alone(tmp_path: Path) -> No
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_a_link_planted_at_the_log_is_never_written_through(
+    tmp_path: Path, link: str
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    if link == "symbolic":
+        (tmp_path / LOG).symlink_to(victim)
+    else:
+        os.link(victim, tmp_path / LOG)
+    clock = FakeClock()
+    throttle = CallThrottle(
+        tmp_path / LOG, calls=2, window=10, margin=0, clock=clock, sleep=clock.sleep
+    )
+
+    for _ in range(3):
+        throttle.wait_for_turn()
+
+    assert victim.read_text() == "precious\n"
+    assert clock.slept == [pytest.approx(10)]
+
+
 def test_the_call_log_holds_times_only_under_a_name_without_secrets(
     stand_in: OktopostStandIn, tmp_path: Path
 ) -> None:
