@@ -254,9 +254,9 @@ class CallThrottle:
     read and rewritten under an exclusive `fcntl` lock, so the sync counts the
     calls discovery just made. A missing, unreadable or garbled log counts as no
     calls, and times in the future are dropped. Without `log`, or when the file
-    cannot be opened or is a link (see `_own_plain_file`), this process counts
-    alone. Other tools sharing the key can
-    still cause a 429, which `retrying` waits out.
+    cannot be used or is a link (see `_own_plain_file`), this process counts
+    alone. Other tools sharing the key can still cause a 429, which `retrying`
+    waits out.
 
     The limits default to the module's constants at construction, so that a test
     can shrink the window. `clock` (monotonic) and `sleep` are injectable; the log
@@ -310,16 +310,22 @@ class CallThrottle:
             yield self.own
             return
         with os.fdopen(descriptor, "r+b") as file:
-            if not _own_plain_file(os.fstat(descriptor)):
+            times: list[float] | None = None
+            try:
+                if _own_plain_file(os.fstat(descriptor)):
+                    fcntl.flock(file, fcntl.LOCK_EX)
+                    times = _read_times(file.read(64 * 1024))
+            except OSError:
+                times = None
+            if times is None:
                 yield self.own
                 return
-            fcntl.flock(file, fcntl.LOCK_EX)
-            times = _read_times(file.read(64 * 1024))
             yield times
-            file.seek(0)
-            file.truncate()
-            file.write("".join(f"{t!r}\n" for t in times).encode())
-            self.own = times
+            with contextlib.suppress(OSError):  # a full disk: the log counts less
+                file.seek(0)
+                file.truncate()
+                file.write("".join(f"{t!r}\n" for t in times).encode())
+            self.own = times  # the last count seen, should the log become unusable
 
 
 def _own_plain_file(status: os.stat_result) -> bool:
