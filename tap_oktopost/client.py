@@ -991,14 +991,14 @@ class OktopostClient:
 
         The page size is undocumented and `Total` may be off, so a pass pages until
         an empty page, one shorter than the longest before, or one past `Total`
-        with nothing new (see `_past_total`). Exports created or
-        deleted while paging shift the pages: entries repeat, or one slips past
-        unseen. So a pass that did not settle (see `_ListingPass.settled`) is
-        followed by another, until one settles, or lists the same exports as the
-        one before with one Total on all its pages, for MAX_PASSES passes. Paging
-        that never ends (STALLED_PAGES pages in a row with nothing new, or
-        MAX_PAGES pages in all) stops there: the listing then holds what was seen
-        and says why in `incomplete`.
+        with nothing new (see `_past_total`). Exports created or deleted while
+        paging shift the pages: entries repeat, or one slips past unseen. So a
+        pass that did not settle (see `_ListingPass.settled`) is followed by
+        another, until one settles, or lists the same exports as the one before
+        with one Total on all its pages, for MAX_PASSES passes. Paging that never
+        ends (STALLED_PAGES pages in a row with nothing new, MAX_PAGES pages in
+        all, or MAX_PASSES passes) stops there: the listing then holds every
+        export seen and says why in `incomplete`.
         """
         passes: list[_ListingPass] = []
         pages = 0
