@@ -48,9 +48,11 @@ clean:
 	-bash scripts/postgres.sh clean
 	rm -rf $(VENV) .meltano output .postgres
 
-# The tap against the floor (bench.py), then end to end: `meltano run` into this
-# clone's PostgreSQL, started on a free port for the run (end_to_end.py installs the
-# plugins if missing). Both write benchmarks/results.md.
+# The tap against the floor (bench.py), the API calls of a discovery and a sync of
+# 150 exports at Oktopost's real rate limit (api_budget.py, minutes), then end to
+# end: `meltano run` into this clone's PostgreSQL, started on a free port for the run
+# (end_to_end.py installs the plugins if missing). All write benchmarks/results.md.
 bench: venv
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/api_budget.py
 	bash scripts/postgres.sh run $(BIN)/python benchmarks/end_to_end.py

@@ -590,10 +590,18 @@ Every run:
 
 
 def write_section(path: Path, text: str) -> None:
-    """Put the section in the results file, replacing the earlier one if any."""
+    """Put the section in the results file, replacing the earlier one if any.
+
+    The sections after it (api_budget.py's) are kept.
+    """
     document = path.read_text(encoding="utf-8") if path.exists() else ""
-    before = document.split(f"\n{SECTION}\n", 1)[0].rstrip("\n")
-    path.write_text(f"{before}\n\n{text}" if before else text, encoding="utf-8")
+    before, _, rest = document.partition(f"\n{SECTION}\n")
+    after = rest.partition("\n## ")[2]
+    kept = f"\n## {after}" if after else ""
+    before = before.rstrip("\n")
+    path.write_text(
+        f"{before}\n\n{text}{kept}" if before else f"{text}{kept}", encoding="utf-8"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,16 +9,24 @@ agree.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import email.utils
+import fcntl
+import hashlib
 import ipaddress
 import json
 import logging
+import math
+import os
 import random
 import re
 import socket
+import stat
+import tempfile
 import threading
 import time
-from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -40,14 +48,27 @@ DEFAULT_RATE_LIMIT_WAIT_SECONDS = 900.0
 """Oktopost locks a key that went over its rate limit for about 15 minutes."""
 MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 3600.0
-"""A longer Retry-After is a server fault or a date typo; the tap waits this long."""
-CALLS_PER_MINUTE = 60
+"""The longest Retry-After the tap waits out; a longer one fails the call at once,
+saying when to try again, rather than leave an orchestrator watching a hung task."""
+CALLS_PER_WINDOW = 60
+CALL_WINDOW_SECONDS = 60.0
+"""Oktopost allows a key 60 calls a minute, counted in any sliding minute."""
+CALL_WINDOW_MARGIN_SECONDS = 2.0
+"""Added to the window: a call is logged before it is sent and reaches Oktopost a
+little later, so the server's minute may start after the tap's."""
+CALL_LOG_DIR: Path | None = None
+"""Where the call logs shared by the tap's processes live; None: the temp folder."""
 MAX_API_ANSWER_BYTES = 8 * 1024 * 1024
 """Oktopost's largest answer, a page of exports, is kilobytes; past this (counted
 after any gzip is inflated) an answer is refused before it can fill memory."""
 MAX_PAGES = 1000
 """Pages of exports read at most: at 60 calls a minute, 17 minutes of the 20,000
 calls a day Oktopost allows a key, and far more exports than an account has."""
+MAX_PASSES = 4
+"""Passes over the pages at most, while exports come and go as the tap lists them."""
+STALLED_PAGES = 3
+"""Full pages in a row with no export unseen before that end a listing: one is
+normal when an export was created while paging, three are a server in a loop."""
 PIECE_BYTES = 64 * 1024
 MAX_QUOTED = 500
 """Characters of Oktopost's own error text quoted in a message, at most."""
@@ -120,6 +141,30 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds:.1f}".removesuffix(".0")
 
 
+def too_long_a_wait(
+    error: RetriableOktopostError, now: Callable[[], float] = time.time
+) -> OktopostError | None:
+    """Make the error for a Retry-After past MAX_RETRY_AFTER_SECONDS, else None.
+
+    It says what the server asked, the cap, and from when a new try may pass.
+    """
+    asked = error.retry_after
+    if asked is None or asked <= MAX_RETRY_AFTER_SECONDS:
+        return None
+    try:
+        moment = datetime.datetime.fromtimestamp(now() + asked, datetime.timezone.utc)
+        when = f"after {moment:%Y-%m-%d %H:%M:%S} UTC"
+    except (OverflowError, ValueError, OSError):
+        when = "after the year 9999, as the server has it"
+    message = (
+        f"{error}: its Retry-After header asks for a wait of "
+        f"{_format_seconds(asked)} s, past the tap's cap of "
+        f"{_format_seconds(MAX_RETRY_AFTER_SECONDS)} s, so the call fails now "
+        f"instead of waiting; try again {when}"
+    )
+    return OktopostError(message)
+
+
 def retry_wait(
     error: RetriableOktopostError,
     attempt: int,
@@ -129,16 +174,11 @@ def retry_wait(
 ) -> tuple[float, str]:
     """Choose the wait before retry number `attempt + 1`, and say why for the log.
 
-    Retry-After wins, capped at MAX_RETRY_AFTER_SECONDS; a 429 without it waits
-    `rate_limit_wait`; anything else backs off exponentially with full jitter.
+    Retry-After wins (`too_long_a_wait` refuses one past the cap first); a 429
+    without it waits `rate_limit_wait`; anything else backs off exponentially
+    with full jitter.
     """
     if error.retry_after is not None:
-        if error.retry_after > MAX_RETRY_AFTER_SECONDS:
-            reason = (
-                f" (its Retry-After header asks {_format_seconds(error.retry_after)} s,"
-                f" capped at {_format_seconds(MAX_RETRY_AFTER_SECONDS)} s)"
-            )
-            return MAX_RETRY_AFTER_SECONDS, reason
         return error.retry_after, " as its Retry-After header asks"
     if isinstance(error, RateLimitedError):
         reason = (
@@ -159,10 +199,12 @@ def retrying(
     logger: logging.Logger,
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[float, float], float] = random.uniform,
+    now: Callable[[], float] = time.time,
 ) -> T:
     """Run `call`, retrying RetriableOktopostError up to `max_retries` times.
 
-    A hand-written loop rather than `backoff`: the wait needs the exception (for
+    A Retry-After past MAX_RETRY_AFTER_SECONDS ends the call at once. A
+    hand-written loop rather than `backoff`: the wait needs the exception (for
     Retry-After), the sleep must be injectable for tests, and the two packages that
     install a `backoff` module hand the exception to handlers differently.
     """
@@ -171,50 +213,145 @@ def retrying(
         try:
             return call()
         except RetriableOktopostError as error:
-            if attempt >= max_retries:
-                raise
-            wait, reason = retry_wait(
-                error, attempt, rate_limit_wait=rate_limit_wait, jitter=jitter
-            )
-            attempt += 1
-            logger.warning(
-                "%s: retry %d of %d in %s s%s",
-                error,
-                attempt,
-                max_retries,
-                _format_seconds(wait),
-                reason,
-            )
-            sleep(wait)
+            failure = error
+        # Raised out of the handler, as every error of this module: no chained
+        # exception quoting a URL for a log formatter to print.
+        if (refusal := too_long_a_wait(failure, now)) is not None:
+            raise refusal
+        if attempt >= max_retries:
+            raise failure
+        wait, reason = retry_wait(
+            failure, attempt, rate_limit_wait=rate_limit_wait, jitter=jitter
+        )
+        attempt += 1
+        logger.warning(
+            "%s: retry %d of %d in %s s%s",
+            failure,
+            attempt,
+            max_retries,
+            _format_seconds(wait),
+            reason,
+        )
+        sleep(wait)
+
+
+_WALL_CLOCK_LEAD = time.time() - time.monotonic()
+"""Read once a process, so that every throttle of the process agrees on it."""
+
+
+def call_log_path(base_url: str, account_id: str) -> Path:
+    """Name the call log of an account: a hash of base_url and account, no secret."""
+    digest = hashlib.sha256(f"{base_url.rstrip('/')}\n{account_id}".encode())
+    folder = CALL_LOG_DIR if CALL_LOG_DIR is not None else Path(tempfile.gettempdir())
+    return folder / f"tap-oktopost-calls-{os.getuid()}-{digest.hexdigest()[:32]}"
 
 
 class CallThrottle:
-    """Keeps this process under Oktopost's 60 calls a minute.
+    """Keeps an account under Oktopost's 60 calls in any minute, across processes.
 
-    The limit is per key and this count is per process: Meltano runs discovery and
-    the sync as two processes, and other tools may share the key, so a 429 can
-    still come, and `retrying` waits it out.
+    Meltano runs discovery and the sync as two processes, one right after the
+    other: with `log`, each call's time goes into that file (see `call_log_path`),
+    read and rewritten under an exclusive `fcntl` lock, so the sync counts the
+    calls discovery just made. A missing, unreadable or garbled log counts as no
+    calls, and times in the future are dropped. Without `log`, or when the file
+    cannot be used or is a link (see `_own_plain_file`), this process counts
+    alone. Other tools sharing the key can still cause a 429, which `retrying`
+    waits out.
+
+    The limits default to the module's constants at construction, so that a test
+    can shrink the window. `clock` (monotonic) and `sleep` are injectable; the log
+    holds wall-clock times, the clock plus the wall clock's lead on the monotonic
+    one, which processes of one machine share.
     """
 
     def __init__(
         self,
-        calls: int = CALLS_PER_MINUTE,
-        window: float = 60.0,
+        log: Path | None = None,
+        *,
+        calls: int | None = None,
+        window: float | None = None,
+        margin: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.window = window
+        self.log = log
+        self.calls = CALLS_PER_WINDOW if calls is None else calls
+        self.window = CALL_WINDOW_SECONDS if window is None else window
+        self.margin = CALL_WINDOW_MARGIN_SECONDS if margin is None else margin
         self.clock = clock
         self.sleep = sleep
-        self.calls: deque[float] = deque(maxlen=calls)
+        self.offset = _WALL_CLOCK_LEAD
+        self.own: list[float] = []
 
     def wait_for_turn(self) -> None:
-        """Sleep until one more call keeps the window under its limit."""
-        if len(self.calls) == self.calls.maxlen:
-            wait = self.calls[0] + self.window - self.clock()
-            if wait > 0:
-                self.sleep(wait)
-        self.calls.append(self.clock())
+        """Sleep until one more call keeps every window under its limit; log it."""
+        span = self.window + self.margin
+        while True:
+            with self._times() as times:
+                now = self.clock() + self.offset
+                times[:] = sorted(t for t in times if now - span < t <= now + 1.0)
+                if len(times) < self.calls:
+                    times.append(now)
+                    return
+                wait = times[len(times) - self.calls] + span - now
+            self.sleep(wait)
+
+    @contextlib.contextmanager
+    def _times(self) -> Iterator[list[float]]:
+        """Give the logged call times, to change in place; written back after."""
+        if self.log is None:
+            yield self.own
+            return
+        try:
+            descriptor = os.open(
+                self.log, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
+            )
+        except OSError:
+            yield self.own
+            return
+        with os.fdopen(descriptor, "r+b") as file:
+            times: list[float] | None = None
+            try:
+                if _own_plain_file(os.fstat(descriptor)):
+                    fcntl.flock(file, fcntl.LOCK_EX)
+                    times = _read_times(file.read(64 * 1024))
+            except OSError:
+                times = None
+            if times is None:
+                yield self.own
+                return
+            yield times
+            with contextlib.suppress(OSError):  # a full disk: the log counts less
+                file.seek(0)
+                file.truncate()
+                file.write("".join(f"{t!r}\n" for t in times).encode())
+            self.own = times  # the last count seen, should the log become unusable
+
+
+def _own_plain_file(status: os.stat_result) -> bool:
+    """Say whether a call log is safe to rewrite: no link another user planted.
+
+    The temp folder is shared; a symlink there is refused by O_NOFOLLOW, and a
+    hard link or a file of another user here, so no other file is ever written.
+    """
+    return (
+        stat.S_ISREG(status.st_mode)
+        and status.st_uid == os.getuid()
+        and status.st_nlink == 1
+    )
+
+
+def _read_times(data: bytes) -> list[float]:
+    """Read a call log's times, one a line; skip what is not a finite number."""
+    times = []
+    for line in data.decode("ascii", "replace").splitlines():
+        try:
+            value = float(line)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            times.append(value)
+    return times
 
 
 def oktopost_message(body: Any) -> str:
@@ -636,11 +773,76 @@ def retry_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _past_total(
+    listed: _ListingPass, exports: list[dict[str, Any]], total: object
+) -> bool:
+    """Say whether a page past `Total` lists nothing new: the pages' end.
+
+    Some servers answer every page number with the same last page. Before
+    `Total` is reached, such a page is a shift (or a loop, if it goes on).
+    """
+    reached = (
+        isinstance(total, int)
+        and not isinstance(total, bool)
+        and len(listed.exports) >= total
+    )
+    return reached and all(str(each.get("Id")) in listed.exports for each in exports)
+
+
+@dataclass(frozen=True)
+class ExportListing:
+    """Every export a listing found, each once, in the order first seen.
+
+    `incomplete` says why the listing stopped short of the end of the pages, if it
+    did: the exports seen are listed all the same.
+    """
+
+    exports: list[dict[str, Any]]
+    incomplete: str | None = None
+
+
+@dataclass
+class _ListingPass:
+    """One pass over the pages: the exports by Id, and what the pages said."""
+
+    exports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    totals: set[str] = field(default_factory=set)
+    repeats: bool = False
+    pages: int = 0
+    incomplete: str | None = None
+
+    def add(self, exports: list[dict[str, Any]]) -> int:
+        """Keep each export not seen yet in this pass; count them."""
+        before = len(self.exports)
+        for export in exports:
+            key = str(export.get("Id"))
+            if key in self.exports:
+                self.repeats = True
+            else:
+                self.exports[key] = export
+        return len(self.exports) - before
+
+    @property
+    def ids(self) -> set[str]:
+        """The Ids listed in this pass."""
+        return set(self.exports)
+
+    @property
+    def settled(self) -> bool:
+        """Say whether the pages held still: one Total, met, and no repeat.
+
+        A Total that changed means exports came or went while paging; a repeat,
+        that the pages shifted; a count off the Total, maybe an export missed.
+        """
+        return not self.repeats and self.totals == {str(len(self.exports))}
+
+
 class OktopostClient:
     """Calls the Oktopost API with Basic auth, throttled, retrying what may pass.
 
     `sleep`, `clock` (monotonic, for the throttle), `wall_clock` (for Retry-After
-    dates) and `jitter` are injectable so that tests never wait. A base_url with a
+    dates) and `jitter` are injectable so that tests never wait. `call_log` is the
+    file the throttle shares with the account's other processes. A base_url with a
     user name or password in it is refused; an `http://` one is warned of, since
     the key would travel unencrypted.
     """
@@ -658,6 +860,7 @@ class OktopostClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         jitter: Callable[[float, float], float] = random.uniform,
+        call_log: Path | None = None,
     ) -> None:
         problem = base_url_problem(base_url)
         if problem is not None:
@@ -677,7 +880,7 @@ class OktopostClient:
         self.wall_clock = wall_clock
         self.jitter = jitter
         self.clock = clock
-        self.throttle = CallThrottle(clock=clock, sleep=sleep)
+        self.throttle = CallThrottle(call_log, clock=clock, sleep=sleep)
         self.session = CredentialFreeSession()
         self.session.auth = auth
         self.session.headers["Accept"] = "application/json"
@@ -687,11 +890,13 @@ class OktopostClient:
         cls, config: Mapping[str, Any], logger: logging.Logger, **timing: Any
     ) -> OktopostClient:
         """Build the client from the tap's settings; `timing` is for tests."""
+        base_url = config.get("base_url", US_BASE_URL)
         return cls(
-            config.get("base_url", US_BASE_URL),
+            base_url,
             HTTPBasicAuth(config["account_id"], config["api_key"]),
             **retry_settings(config),
             logger=logger,
+            call_log=call_log_path(str(base_url), str(config["account_id"])),
             **timing,
         )
 
@@ -704,6 +909,7 @@ class OktopostClient:
             logger=self.logger,
             sleep=self.sleep,
             jitter=self.jitter,
+            now=self.wall_clock,
         )
 
     def _get_once(self, path: str, what: str, params: dict[str, Any] | None) -> Any:
@@ -780,56 +986,83 @@ class OktopostClient:
         user: dict[str, Any] = self.get("/me", "Checking credentials (GET /me)")["User"]
         return user
 
-    def list_exports(self, status: str | None = None) -> Iterator[dict[str, Any]]:
-        """Yield every export on every page.
+    def list_exports(self) -> ExportListing:
+        """List every export once, by Id, however Oktopost's paging shifts.
 
-        The page size is undocumented, so paging stops at `Total` or at an empty page,
-        whichever comes first. A page with no export unseen before (the same page
-        again, say) ends the listing with an error, as do MAX_PAGES pages: a server
-        that never reaches either end would otherwise spend the key's daily calls.
+        The page size is undocumented and `Total` may be off, so a pass pages until
+        an empty page, one shorter than the longest before, or one past `Total`
+        with nothing new (see `_past_total`). Exports created or deleted while
+        paging shift the pages: entries repeat, or one slips past unseen. So a
+        pass that did not settle (see `_ListingPass.settled`) is followed by
+        another, until one settles, or lists the same exports as the one before
+        with one Total on all its pages, for MAX_PASSES passes. Paging that never
+        ends (STALLED_PAGES pages in a row with nothing new, MAX_PAGES pages in
+        all, or MAX_PASSES passes) stops there: the listing then holds every
+        export seen and says why in `incomplete`.
         """
-        seen = 0
-        total: object = None
-        known: set[str] = set()
-        pages: dict[tuple[str, ...], int] = {}
-        for page in range(MAX_PAGES):
-            params: dict[str, Any] = {"_page": page}
-            if status:
-                params["status"] = status
-            what = f"Listing exports (page {page})"
-            body = self.get("/bi-export", what, params)
+        passes: list[_ListingPass] = []
+        pages = 0
+        while True:
+            listed = self._list_pass(len(passes), MAX_PAGES - pages)
+            pages += listed.pages
+            if (
+                listed.incomplete is None
+                and len(listed.totals) == 1
+                and (listed.settled or (passes and passes[-1].ids == listed.ids))
+            ):
+                return ExportListing(list(listed.exports.values()))
+            passes.append(listed)
+            incomplete = listed.incomplete
+            if incomplete is None and len(passes) == MAX_PASSES:
+                incomplete = (
+                    f"the exports listed changed on each of {MAX_PASSES} passes "
+                    "over the pages, so the list may miss some"
+                )
+            if incomplete is not None:
+                seen: dict[str, dict[str, Any]] = {}
+                for each in passes:
+                    for key, export in each.exports.items():
+                        seen.setdefault(key, export)
+                return ExportListing(list(seen.values()), incomplete)
+
+    def _list_pass(self, number: int, pages_left: int) -> _ListingPass:
+        """Page through the exports once, from page 0."""
+        listed = _ListingPass()
+        longest = 0
+        stalled = 0
+        for page in range(pages_left):
+            again = f", pass {number + 1}" if number else ""
+            what = f"Listing exports (page {page}{again})"
+            body = self.get("/bi-export", what, {"_page": page})
             exports = body.get("Exports") or []
             if not isinstance(exports, list) or not all(
                 isinstance(export, dict) for export in exports
             ):
                 message = f"{what}: Oktopost's 'Exports' is not a list of exports"
                 raise OktopostError(message)
-            ids = tuple(str(export.get("Id")) for export in exports)
-            if ids and ids in pages:
-                message = (
-                    f"{what}: the same exports as page {pages[ids]}; Oktopost's "
-                    "paging goes round in circles, so the listing stops"
-                )
-                raise OktopostError(message)
-            if ids and known.issuperset(ids):
-                message = (
-                    f"{what}: no export that an earlier page did not list; "
-                    "Oktopost's paging makes no progress, so the listing stops"
-                )
-                raise OktopostError(message)
-            pages[ids] = page
-            known.update(ids)
+            listed.pages += 1
             total = body.get("Total")
-            yield from exports
-            seen += len(exports)
-            if not exports or (isinstance(total, int) and seen >= total):
-                return
-        message = (
-            f"Listing exports: no end after {MAX_PAGES} pages ({seen} exports, "
-            f"Total {printable(repr(total)[:40])}); stopping before the key's "
-            "daily calls are spent"
+            listed.totals.add(printable(repr(total)[:40]))
+            if _past_total(listed, exports, total):
+                return listed
+            new = listed.add(exports)
+            if not exports or len(exports) < longest:
+                return listed
+            longest = len(exports)
+            stalled = 0 if new else stalled + 1
+            if stalled == STALLED_PAGES:
+                listed.incomplete = (
+                    f"pages {page - STALLED_PAGES + 1} to {page} listed no export "
+                    "unseen before and the pages do not end: Oktopost's paging "
+                    "goes round in circles"
+                )
+                return listed
+        listed.incomplete = (
+            f"no end after {MAX_PAGES} pages ({len(listed.exports)} exports this "
+            f"pass, Total {', '.join(sorted(listed.totals))}); stopped before the "
+            "key's daily calls are spent"
         )
-        raise OktopostError(message)
+        return listed
 
     def get_export(self, export_id: str) -> dict[str, Any]:
         """Describe one export, with a fresh link to its last run's file."""

@@ -130,8 +130,8 @@ logging.getLogger("urllib3.connectionpool").addFilter(_WithoutQueryStrings())
 class RetriableDownloadError(RetriableOktopostError):
     """A download that may succeed with a fresh link: cut off, expired, corrupt."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(f"{message} (retried with a fresh link)")
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{message} (retried with a fresh link)", retry_after)
 
 
 class FileChangedError(RetriableDownloadError):
@@ -435,6 +435,7 @@ class RemoteFile(io.RawIOBase):
                     stream=True,
                 ) as got:
                     status = got.status_code
+                    retry_after = got.headers.get("Retry-After")
                     if status in {HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT}:
                         self._check_version(got, first, last)
                     if status == HTTPStatus.PARTIAL_CONTENT:
@@ -461,7 +462,9 @@ class RemoteFile(io.RawIOBase):
                 "the request_timeout setting"
             )
             raise RangeReadError(message)
-        refused = storage_status_error(status, f"{self.where}, {asked}")
+        refused = storage_status_error(
+            status, f"{self.where}, {asked}", retry_after_seconds(retry_after)
+        )
         self._link_refused = isinstance(refused, ExpiredLinkError)
         raise refused
 
@@ -724,7 +727,7 @@ class ArchiveStore:
             retry_after = retry_after_seconds(got.headers.get("Retry-After"))
             refused = storage_status_error(got.status_code, where, retry_after)
             if isinstance(refused, RetriableOktopostError):
-                raise RetriableDownloadError(str(refused))
+                raise RetriableDownloadError(str(refused), refused.retry_after)
             raise refused
         expected = got.headers.get("Content-Length")
         if expected is not None and expected.isdigit():

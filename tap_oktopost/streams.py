@@ -110,8 +110,12 @@ class ExportListStream(OktopostStream):
     schema = th.PropertiesList(*_EXPORT_PROPERTIES, _SYNC_TIMESTAMP).to_dict()
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        """List every export, without destination credentials."""
-        for export in self.oktopost.client.list_exports():
+        """List every export, without destination credentials.
+
+        The listing is the tap's, shared with `TapOktopost.export_ids`: each page
+        is asked for once a process.
+        """
+        for export in self.oktopost.export_listing.exports:
             record = metadata_record(export)
             record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
             yield record

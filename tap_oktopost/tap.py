@@ -28,6 +28,7 @@ from tap_oktopost.batches import prepare_root
 from tap_oktopost.client import (
     EU_BASE_URL,
     US_BASE_URL,
+    ExportListing,
     OktopostClient,
     OktopostError,
     base_url_problem,
@@ -444,6 +445,7 @@ class TapOktopost(Tap):
             selected_tables={stream.name for stream in selected},
             known_tables={stream.name for stream in tables},
         )
+        self._fail_sync_for_listing(plan)
         for stream in selected:
             stream.settle_schema(plan)
         return plan
@@ -452,6 +454,27 @@ class TapOktopost(Tap):
     def column_typing(self) -> str:
         """The column_typing setting."""
         return str(self.config.get("column_typing", KEEP))
+
+    @cached_property
+    def export_listing(self) -> ExportListing:
+        """Every export of the account, listed once a process for every stream.
+
+        A listing cut short is logged at ERROR here (at discovery as at a sync);
+        a sync also ends non-zero for it, once the exports listed have loaded.
+        """
+        listing = self.client.list_exports()
+        if listing.incomplete is not None:
+            self.logger.error("%s", listing_cut_short(listing))
+        return listing
+
+    def _fail_sync_for_listing(self, plan: SyncPlan) -> None:
+        """Make a listing cut short a failure the sync's end reports, if one was made.
+
+        An export the listing missed is not loaded, and its run may be lost.
+        """
+        listing: ExportListing | None = self.__dict__.get("export_listing")
+        if listing is not None and listing.incomplete is not None:
+            plan.failures.setdefault(LISTING_FAILURE, listing_cut_short(listing))
 
     @cached_property
     def export_ids(self) -> list[str]:
@@ -464,7 +487,7 @@ class TapOktopost(Tap):
             return list(dict.fromkeys(configured))
         active = [
             str(export.get("Id"))
-            for export in self.client.list_exports(status="active")
+            for export in self.export_listing.exports
             if str(export.get("Status", "active")).lower() == "active"
         ]
         for odd in [
@@ -648,6 +671,19 @@ class TapOktopost(Tap):
     def _primary_keys(self, stream_name: str) -> list[str]:
         configured: dict[str, list[str]] = self.config.get("primary_keys") or {}
         return list(configured.get(stream_name) or DEFAULT_KEY)
+
+
+LISTING_FAILURE = "(listing of exports)"
+"""The key of a listing cut short among a sync's failures: no export Id looks so."""
+
+
+def listing_cut_short(listing: ExportListing) -> str:
+    """Say that the listing stopped early, why, and what the tap does about it."""
+    return (
+        f"Listing exports was cut short: {listing.incomplete}. The "
+        f"{len(listing.exports)} exports listed still load, and the sync ends with "
+        "an error: an export not listed is not loaded, and its run may be lost"
+    )
 
 
 def config_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:

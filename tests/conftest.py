@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tap_oktopost import client
 from tap_oktopost.csv_data import DEFAULT_MAX_FIELD_CHARACTERS, limit_field_size
 from tap_oktopost.ledger import read_bookmarks
 from tap_oktopost.tap import TapOktopost
@@ -263,6 +264,15 @@ def demo(stand_in: OktopostStandIn) -> OktopostStandIn:
     for export in demo_exports():
         stand_in.add_export(export)
     return stand_in
+
+
+@pytest.fixture(autouse=True)
+def _call_log_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the throttle's call logs of in-process taps in the test's own folder.
+
+    Discovery and sync in one test still share theirs, as Meltano's processes do.
+    """
+    monkeypatch.setattr(client, "CALL_LOG_DIR", tmp_path)
 
 
 @pytest.fixture(autouse=True)

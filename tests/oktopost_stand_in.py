@@ -133,6 +133,24 @@ def with_fields(answer: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any
 
 
 @dataclass
+class PagingShape:
+    """How `GET /bi-export` strays from plain offset paging, as Oktopost's may.
+
+    `total_error` is added to every Total; page n > 0 starts `overlap` entries
+    (fewer than a page) before page n - 1 ended, so it repeats them; `endless`
+    answers page 0 for every page, so the pages never end. `inserts` maps a page
+    number to (position, export) and `deletes` to an export Id: the export is
+    created or deleted just before that page is first served, shifting the pages.
+    """
+
+    total_error: int = 0
+    overlap: int = 0
+    endless: bool = False
+    inserts: dict[int, tuple[int, StandInExport]] = field(default_factory=dict)
+    deletes: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
 class RecordedRequest:
     """What a test can assert about one request the stand-in received."""
 
@@ -314,6 +332,9 @@ class _ApiHandler(_Handler):
         )
 
     def _route(self) -> None:
+        if self.stand_in._over_rate_limit():
+            self._reply_error(HTTPStatus.TOO_MANY_REQUESTS, "Rate limit exceeded")
+            return
         if not self._authorised():
             self._reply(
                 HTTPStatus.UNAUTHORIZED,
@@ -389,9 +410,13 @@ class _ApiHandler(_Handler):
             self._reply_param_error("status")
             return
         page_size = max(self.stand_in.page_size, 1)
+        shape = self.stand_in.paging
+        self.stand_in._change_before_page(page)
         items = self.stand_in._list_items(status_filter)
-        page_items = items[page * page_size : (page + 1) * page_size]
-        self._reply_json({"Result": True, "Exports": page_items, "Total": len(items)})
+        start = 0 if shape.endless else page * (page_size - shape.overlap)
+        page_items = items[start : start + page_size]
+        total = len(items) + shape.total_error
+        self._reply_json({"Result": True, "Exports": page_items, "Total": total})
 
     def _export_detail(self, export_id: str) -> None:
         detail = self.stand_in._detail(export_id)
@@ -511,7 +536,9 @@ class _StorageHandler(_Handler):
             )
             self.close_connection = True
         else:
-            self._reply_error(failure)
+            body = self._error_body(failure)
+            headers = self.stand_in._block_failure_headers
+            self._reply(failure, body, self._error_content_type, headers)
         return True
 
 
@@ -582,13 +609,19 @@ class OktopostStandIn:
         self.etag_style = "strong"
         """The ETag sent with the file: "strong", "weak" (`W/"..."`), or "none"."""
         self.link_lifetime_seconds = link_lifetime_seconds
+        self.paging = PagingShape()
         self.requests: list[RecordedRequest] = []
+        self.rate_limited = 0
+        """API calls answered 429 by `rate_limit`'s count."""
+        self._rate_limit: tuple[int, float] | None = None
+        self._api_arrivals: list[float] = []
         self._lock = threading.Lock()
         self._exports: dict[str, StandInExport] = {}
         self._failures: list[_Failure] = []
         self._truncations = 0
         self._block_failures: list[int | None] = []
         self._replacements: dict[str, list[tuple[int, bytes]]] = {}
+        self._block_failure_headers: dict[str, str] = {}
         self._bytes_served = 0
         self._secret = secrets.token_bytes(32)
         self._servers: list[_Server] = []
@@ -703,14 +736,34 @@ class OktopostStandIn:
         with self._lock:
             self._truncations += times
 
-    def fail_next_block(self, status: int | None, times: int = 1) -> None:
+    def fail_next_block(
+        self,
+        status: int | None,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Fail the next `times` Range requests for blocks past the file's head.
 
-        `status` is the HTTP status to answer with; None drops the connection
-        without an answer, as a reset does.
+        `status` is the HTTP status to answer with, with `headers`; None drops
+        the connection without an answer, as a reset does.
         """
         with self._lock:
             self._block_failures.extend([status] * times)
+            self._block_failure_headers = dict(headers or {})
+
+    def rate_limit(self, calls: int, window: float) -> None:
+        """Answer 429 to an API call past `calls` in any `window` seconds.
+
+        Oktopost's 60 calls in any sliding minute; refused calls count too.
+        """
+        with self._lock:
+            self._rate_limit = (calls, window)
+            self._api_arrivals = []
+
+    def api_calls(self) -> list[RecordedRequest]:
+        """The API requests answered since start or the last `reset_log`."""
+        with self._lock:
+            return [request for request in self.requests if request.server == "api"]
 
     def replace_after(self, export_id: str, requests: int, archive: bytes) -> None:
         """Replace an export's file in place after `requests` more storage requests
@@ -744,6 +797,32 @@ class OktopostStandIn:
     def _count_served(self, count: int) -> None:
         with self._lock:
             self._bytes_served += count
+
+    def _over_rate_limit(self) -> bool:
+        with self._lock:
+            if self._rate_limit is None:
+                return False
+            calls, window = self._rate_limit
+            now = time.monotonic()
+            self._api_arrivals = [t for t in self._api_arrivals if t > now - window]
+            self._api_arrivals.append(now)
+            if len(self._api_arrivals) <= calls:
+                return False
+            self.rate_limited += 1
+            return True
+
+    def _change_before_page(self, page: int) -> None:
+        """Create or delete the export `paging` asks for before this page, once."""
+        with self._lock:
+            insert = self.paging.inserts.pop(page, None)
+            deleted = self.paging.deletes.pop(page, None)
+            if insert is not None:
+                position, export = insert
+                entries = list(self._exports.items())
+                entries.insert(position, (export.id, export))
+                self._exports = dict(entries)
+            if deleted is not None:
+                self._exports.pop(deleted, None)
 
     def _take_failure(self, path: str) -> _Failure | None:
         with self._lock:

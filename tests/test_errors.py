@@ -27,6 +27,7 @@ from tests.conftest import (
 )
 from tests.oktopost_stand_in import (
     OktopostStandIn,
+    PagingShape,
     StandInExport,
     demo_exports,
     make_zip,
@@ -464,6 +465,25 @@ def unfit_value_of_a_later_run(stand_in: OktopostStandIn, tmp_path: Path) -> Tap
     later = csv_text([header, ["2", "n/a"]])
     stand_in.set_run(POSTS, make_zip({"Leads.csv": later}), "2026-11-02")
     return tap(stand_in, tmp_path, state=state)
+
+
+@case(
+    "... its Retry-After header asks for a wait of <seconds> s, past the tap's cap "
+    "of 3600 s, so the call fails now instead of waiting; try again after <time> UTC"
+)
+def retry_after_of_years(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.fail_next("/v2/bi-export", 429, headers={"Retry-After": "1000000000"})
+    return tap(stand_in, tmp_path)
+
+
+@case(
+    "Listing exports was cut short: ... The <n> exports listed still load, and the "
+    "sync ends with an error...",
+    failed_exports=1,
+)
+def endless_listing(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.paging = PagingShape(endless=True)
+    return tap(stand_in, tmp_path)
 
 
 def test_every_troubleshooting_message_has_a_case() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import itertools
 import json
 import logging
 import os
@@ -60,7 +59,6 @@ from tests.hostile_server import (
     file_answer,
     hostile_pair,
     json_answer,
-    pages,
     redirect,
     trickle,
     trickle_head,
@@ -149,9 +147,15 @@ class Measured:
 
 
 def folder_bytes(folder: Path) -> int:
+    """Bytes the tap left in a folder, but for its throttle's call log.
+
+    That one stays on purpose: the account's next process reads it.
+    """
     total = 0
     for root, _, files in os.walk(folder):
         for name in files:
+            if name.startswith("tap-oktopost-calls-"):
+                continue
             try:
                 total += (Path(root) / name).stat().st_size
             except FileNotFoundError:
@@ -560,47 +564,6 @@ def test_a_range_read_trickling_its_headers_is_cut_off_at_the_deadline(
     )
     assert time.monotonic() - started < 4
     assert "X-Amz" not in str(error)
-
-
-@pytest.mark.parametrize("far", ["1000000000", "Fri, 31 Dec 9999 23:59:59 GMT"])
-def test_retry_after_of_years_is_capped(hostile: Hostile, far: str) -> None:
-    def rate_limited(handler: HostileHandler) -> None:
-        handler.send_body(b"", 429, {"Retry-After": far})
-
-    hostile.route("/v2/me", rate_limited)
-    clock = Clock()
-    client = client_of(hostile)
-    client.max_retries, client.sleep = 1, clock.sleep
-
-    with pytest.raises(RetriableOktopostError):
-        client.check_credentials()
-
-    assert clock.now == 3600
-
-
-@pytest.mark.parametrize(
-    ("page", "words"),
-    [
-        (lambda n: [{"Id": "a"}, {"Id": "b"}], "the same exports as page 0"),
-        (
-            lambda n: [{"Id": "a"}, {"Id": "b"}] if n == 0 else [{"Id": "b"}],
-            "no export that an earlier page did not list",
-        ),
-        (
-            lambda n: [{"Id": f"e{n}"}],
-            r"Listing exports: no end after 1000 pages \(1000 exports, Total 99999\)",
-        ),
-    ],
-    ids=["repeated", "no progress", "endless"],
-)
-def test_paging_that_never_ends_stops_with_a_clear_error(
-    hostile: Hostile, page: Callable[[int], list[dict[str, Any]]], words: str
-) -> None:
-    hostile.route("/v2/bi-export", pages(page, total=99999))
-    listing = itertools.islice(client_of(hostile).list_exports(), 1001)
-
-    with pytest.raises(OktopostError, match=words):
-        assert len(list(listing)) <= 1000, "paging went on past the cap"
 
 
 # -- 4. no secret in any output ---------------------------------------------------
