@@ -205,50 +205,61 @@ def link_file_name(link: str) -> str:
     return unquote(posixpath.basename(urlsplit(link).path))
 
 
-SAFE_DESTINATION_FIELDS = frozenset(
-    {
-        "Email",
-        "Emails",
-        "FirstName",
-        "LastName",
-        "Name",
-        "Username",
-        "UserName",
-        "Host",
-        "Hostname",
-        "Port",
-        "Protocol",
-        "BucketName",
-        "Bucket",
-        "Region",
-        "Path",
-        "Folder",
-        "Directory",
-        "Prefix",
-        "AccountName",
-        "Container",
-    }
-)
-"""The `Destination` fields a record keeps: names, addresses and places, never a
-credential. Anything else (Passwd, ConnectionString, SasUrl, a nested object) is
-dropped, as a deny list cannot know every name a password hides under."""
+SAFE_DESTINATION_FIELDS: dict[str, type] = {
+    "Email": str,
+    "Emails": list,
+    "FirstName": str,
+    "LastName": str,
+    "Name": str,
+    "Username": str,
+    "UserName": str,
+    "Host": str,
+    "Hostname": str,
+    "Port": int,
+    "Protocol": str,
+    "BucketName": str,
+    "Bucket": str,
+    "Region": str,
+    "Path": str,
+    "Folder": str,
+    "Directory": str,
+    "Prefix": str,
+    "AccountName": str,
+    "Container": str,
+}
+"""The `Destination` fields a record keeps, with the type the schema declares (a list
+is of texts): names,
+addresses and places, never a credential. Anything else (Passwd, ConnectionString,
+SasUrl, a nested object) is dropped, as a deny list cannot know every name a
+password hides under."""
 
 
 def safe_destination(destination: Any) -> dict[str, Any]:
-    """Keep the allowed fields of a destination that hold a plain value."""
+    """Keep the allowed fields of a destination, each in its declared type.
+
+    A value of another JSON type becomes the declared one where it reads plainly
+    as it (a port `"22"`, a single address for `Emails`), else null: a target that
+    builds columns from the schema keeps every field, and none holds a surprise.
+    """
     if not isinstance(destination, dict):
         return {}
     return {
-        name: value
+        name: _as_declared(value, SAFE_DESTINATION_FIELDS[name])
         for name, value in destination.items()
-        if name in SAFE_DESTINATION_FIELDS and _is_plain(value)
+        if name in SAFE_DESTINATION_FIELDS
     }
 
 
-def _is_plain(value: Any) -> bool:
-    if isinstance(value, list):
-        return all(isinstance(item, str) for item in value)
-    return value is None or isinstance(value, str | int | float | bool)
+def _as_declared(value: Any, kind: type) -> Any:
+    if kind is int:
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if kind is list:
+        items = value if isinstance(value, list) else [value]
+        texts = [_as_text(item) for item in items]
+        return [text for text in texts if text is not None] or None
+    return _as_text(value)
 
 
 def without_secrets(value: Any) -> Any:

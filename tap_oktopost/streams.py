@@ -33,7 +33,7 @@ from tap_oktopost.csv_data import (
     scan_member,
     widen,
 )
-from tap_oktopost.exports import metadata_record
+from tap_oktopost.exports import SAFE_DESTINATION_FIELDS, metadata_record
 from tap_oktopost.ledger import EXPORTS_STREAM
 from tap_oktopost.output import RecordLines
 from tap_oktopost.progress import TableProgress
@@ -50,16 +50,16 @@ if TYPE_CHECKING:
     from tap_oktopost.runs import RunLoad, SyncPlan
     from tap_oktopost.tap import TapOktopost
 
+_DECLARED_TYPES: dict[type, th.JSONTypeHelper[Any]] = {
+    str: th.StringType(),
+    int: th.IntegerType(),
+    list: th.ArrayType(th.StringType()),
+}
 _DESTINATION = th.ObjectType(
-    th.Property("Email", th.StringType),
-    th.Property("FirstName", th.StringType),
-    th.Property("LastName", th.StringType),
-    th.Property("Username", th.StringType),
-    th.Property("Host", th.StringType),
-    th.Property("BucketName", th.StringType),
-    th.Property("Path", th.StringType),
-    th.Property("AccountName", th.StringType),
-    th.Property("Container", th.StringType),
+    *(
+        th.Property(name, _DECLARED_TYPES[kind])
+        for name, kind in SAFE_DESTINATION_FIELDS.items()
+    )
 )
 _EXPORT_PROPERTIES = (
     th.Property("Id", th.StringType, required=True, description="Export Id"),

@@ -15,6 +15,7 @@ from singer_sdk.plugin_base import JSONSchemaValidator
 
 from tap_oktopost.client import OktopostError, printable
 from tap_oktopost.exports import (
+    SAFE_DESTINATION_FIELDS,
     TEXT_FIELDS,
     ExportDetailError,
     ExportRun,
@@ -631,3 +632,58 @@ def test_the_command_line_discovers_and_syncs_the_healthy_exports_past_a_bad_one
     for output in (discovered, synced):
         assert "Traceback" not in output.stderr
         assert "5ecret" not in output.stdout + output.stderr
+
+
+DESTINATION_VALUES: list[object] = [
+    "sftp.acme.com",
+    "",
+    22,
+    "2222",
+    " 21 ",
+    3.5,
+    True,
+    None,
+    ["bi@acme.com", "ops@acme.com"],
+    ["bi@acme.com", 7, None],
+    {"nested": "x"},
+    [{"Password": "pw-5ecret"}],
+]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_destination_field_kept_is_declared_in_its_type(seed: int) -> None:
+    """Targets that build columns from the declared properties (target-sqlite,
+    target-parquet, singer-python's Transformer) keep every field that goes out."""
+    rng = seeded(seed)
+    kept = rng.sample(sorted(SAFE_DESTINATION_FIELDS), rng.randint(1, 8))
+    destination = {name: rng.choice(DESTINATION_VALUES) for name in kept}
+    destination["Password"] = "pw-5ecret"
+    detail = {
+        "Id": EXPORT,
+        "Destination": destination,
+        "LastRunDate": "2026-11-27 10:00:00",
+        "LastRunFile": good_link(rng),
+    }
+
+    record = ExportRun.from_detail(EXPORT, detail).record
+
+    declared = ACTIVE_SCHEMA["properties"]["Destination"]["properties"]
+    assert set(record["Destination"]) == set(kept)
+    assert set(record["Destination"]) <= set(declared)
+    assert not list(JSONSchemaValidator(ACTIVE_SCHEMA).iter_errors(record))
+    for name in kept:
+        value, sent = destination[name], record["Destination"][name]
+        if name == "Port":
+            plain = str(value).strip() if isinstance(value, int | str) else ""
+            digits = plain.isdigit() and not isinstance(value, bool)
+            assert sent == (int(plain) if digits else None)
+        elif isinstance(value, str) and name != "Emails":
+            assert sent == value
+    assert "5ecret" not in json.dumps(record)
+
+
+def test_the_destination_schema_declares_every_field_the_allow_list_passes() -> None:
+    declared = ACTIVE_SCHEMA["properties"]["Destination"]["properties"]
+    assert set(declared) == set(SAFE_DESTINATION_FIELDS)
+    assert declared["Port"]["type"] == ["integer", "null"]
+    assert declared["Emails"]["items"]["type"] == ["string"]
