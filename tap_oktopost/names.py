@@ -1,17 +1,26 @@
 """Table and column names, derived from the text of file names and header cells.
 
-A name depends on its text alone, never on its position, so that the same header in
-any export lands in the same column. Names are ASCII snake_case of at most 63
-characters, the longest identifier PostgreSQL keeps whole.
+A column's name is a function of its header text alone, never of its position or of
+the other headers, so that one text lands in one column in every file, export and
+run, and two texts that differ in more than case, Latin accents or the separators
+space, `_`, `-` and `.` never share one. Names are ASCII snake_case of at most 63
+characters (the longest identifier PostgreSQL keeps whole), and never a word that
+Snowflake or PostgreSQL reserve. Names a table already has (in the input catalog or
+the state) are kept, so that an upgrade of the tap renames no column.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from collections import Counter
+import unicodedata
+from typing import TYPE_CHECKING
 
 from anyascii import anyascii
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable, Mapping
 
 EXPORT_ID = "export_id"
 SYNC_TIMESTAMP = "sync_timestamp"
@@ -31,10 +40,70 @@ METADATA_NAMES = (
 )
 """Columns every CSV row carries besides its own; a header cell never takes one."""
 
+# fmt: off
+SNOWFLAKE_RESERVED = frozenset((
+    "all", "alter", "and", "any", "as", "between", "by", "case", "cast", "check",
+    "column", "connect", "connection", "constraint", "create", "cross", "current",
+    "current_date", "current_time", "current_timestamp", "current_user", "database",
+    "delete", "distinct", "drop", "else", "exists", "false", "following", "for", "from",
+    "full", "grant", "group", "gscluster", "having", "ilike", "in", "increment",
+    "inner", "insert", "intersect", "into", "is", "issue", "join", "lateral", "left",
+    "like", "localtime", "localtimestamp", "minus", "natural", "not", "null", "of",
+    "on", "or", "order", "organization", "qualify", "regexp", "revoke", "right",
+    "rlike", "row", "rows", "sample", "schema", "select", "set", "some", "start",
+    "table", "tablesample", "then", "to", "trigger", "true", "try_cast", "union",
+    "unique", "update", "using", "values", "view", "when", "whenever", "where",
+    "window", "with",
+))
+# fmt: on
+"""Snowflake's reserved keywords (its SQL reference, "Reserved & limited keywords")."""
+# fmt: off
+POSTGRESQL_RESERVED = frozenset((
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric",
+    "authorization", "binary", "both", "case", "cast", "check", "collate", "collation",
+    "column", "concurrently", "constraint", "create", "cross", "current_catalog",
+    "current_date", "current_role", "current_schema", "current_time",
+    "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct",
+    "do", "else", "end", "except", "false", "fetch", "for", "foreign", "freeze", "from",
+    "full", "grant", "group", "having", "ilike", "in", "initially", "inner",
+    "intersect", "into", "is", "isnull", "join", "lateral", "leading", "left", "like",
+    "limit", "localtime", "localtimestamp", "natural", "not", "notnull", "null",
+    "offset", "on", "only", "or", "order", "outer", "overlaps", "placing", "primary",
+    "references", "returning", "right", "select", "session_user", "similar", "some",
+    "symmetric", "system_user", "table", "tablesample", "then", "to", "trailing",
+    "true", "union", "unique", "user", "using", "variadic", "verbose", "when", "where",
+    "window", "with",
+))
+# fmt: on
+"""PostgreSQL's reserved key words, those that may be function or type names too."""
+RESERVED = SNOWFLAKE_RESERVED | POSTGRESQL_RESERVED
+COLUMN_SUFFIX = "col"
+TABLE_SUFFIX = "table"
+
 MAX_NAME_LENGTH = 63
 _HASH_LENGTH = 8
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[-_ .]+|$)")
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+_SEPARATORS = re.compile(r"[\s_.\-]+")
+_PLAIN_KEY = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")
+SYMBOL_WORDS = {
+    "%": "pct",
+    "‰": "permille",
+    "#": "num",
+    "№": "num",
+    "$": "dollar",
+    "€": "eur",
+    "£": "gbp",
+    "¥": "yen",
+    "&": "and",
+    "+": "plus",
+    "@": "at",
+    "=": "eq",
+    "<": "lt",
+    ">": "gt",
+    "°": "deg",
+}
+"""Symbols read as words in a name; the name of a text holding one ends in a hash."""
 
 
 def snake_case(text: str) -> str:
@@ -55,8 +124,60 @@ def with_suffix(name: str, suffix: str) -> str:
     return f"{name[:room].rstrip('_')}_{suffix}"
 
 
+def text_key(text: str) -> str:
+    """Give what tells one column from another, case and separators aside.
+
+    Latin letters lose their accents (`é` is `e`, `ł` is `l`); marks on letters of
+    other scripts stay: they tell letters apart there.
+    """
+    kept: list[str] = []
+    latin = False
+    for char in unicodedata.normalize("NFD", text.lstrip("\ufeff").casefold()):
+        if unicodedata.combining(char):
+            if not latin:
+                kept.append(char)
+        else:
+            latin = char.isalpha() and unicodedata.name(char, "").startswith("LATIN")
+            plain = anyascii(char).lower() if latin and not char.isascii() else char
+            kept.append(plain if plain.isascii() and plain.isalnum() else char)
+    spaced = _SEPARATORS.sub(" ", unicodedata.normalize("NFC", "".join(kept)))
+    return spaced.strip()
+
+
+def _readable(key: str) -> str:
+    """Spell a key in snake_case ASCII: symbols as words, other scripts in letters."""
+    worded = "".join(
+        f" {SYMBOL_WORDS[char]} " if char in SYMBOL_WORDS else char for char in key
+    )
+    return snake_case(worded)
+
+
+def name_of(text: str, kind: str = COLUMN_SUFFIX) -> str:
+    """Name a text by its key alone.
+
+    A key of ASCII letters and digits is named as written (a reserved word gets
+    `_col`, `_table`); any other key (a symbol, another script) is spelt readably and
+    ends in a hash of the key, so that no two keys share a name.
+    """
+    key = text_key(text)
+    readable = _readable(key)
+    if not readable:
+        prefix = "column" if kind == COLUMN_SUFFIX else kind
+        return f"{prefix}_{text_hash(key)}"
+    if _PLAIN_KEY.fullmatch(key) and len(readable) <= MAX_NAME_LENGTH:
+        if readable in RESERVED:
+            return f"{readable}_{kind}"
+        stem, _, last = readable.rpartition("_")
+        if not (readable in METADATA_NAMES or (last == kind and stem in RESERVED)):
+            return readable
+    return with_suffix(readable, text_hash(key))
+
+
 def name_from_text(text: str, fallback_prefix: str) -> str:
-    """Name a text: snake_case, a hash when there is no ASCII to keep or too much."""
+    """Name a text as earlier releases named columns, and tables still.
+
+    snake_case, with a hash of the text when there is no ASCII to keep or too much.
+    """
     name = snake_case(text)
     if not name:
         return f"{fallback_prefix}_{text_hash(text)}"
@@ -69,61 +190,147 @@ def table_name(member_path: str) -> str | None:
     """Name the table for an archive member; None for folders and non-CSV files.
 
     The run date Oktopost puts in front of file names is dropped so that every run of
-    an export lands in the same table.
+    an export lands in the same table. A reserved word gets `_table`.
     """
     base_name = member_path.replace("\\", "/").rsplit("/", 1)[-1]
     if not base_name.lower().endswith(".csv"):
         return None
     stem = base_name[: -len(".csv")]
     undated = _DATE_PREFIX.sub("", stem)
-    if snake_case(undated):
-        return name_from_text(undated, "table")
-    return name_from_text(stem, "table") if stem else None
+    text = undated if snake_case(undated) else stem
+    if not text:
+        return None
+    name = name_from_text(text, TABLE_SUFFIX)
+    stem_part, _, last = name.rpartition("_")
+    if name in RESERVED or (last == TABLE_SUFFIX and stem_part in RESERVED):
+        return with_suffix(name, TABLE_SUFFIX if name in RESERVED else text_hash(text))
+    return name
 
 
-def column_names(header: list[str]) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class EarlierNames:
+    """The column names a table already has, kept through any change of the rule.
+
+    `by_text` is header text -> name, from the input catalog (each column's
+    description keeps its header text); `in_state` the names the state remembers
+    types of, without their texts. A header whose text a catalog column has keeps
+    that column; one whose name under the earlier rule the state holds keeps that.
+    """
+
+    by_text: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    in_state: Collection[str] = frozenset()
+
+    @classmethod
+    def of_table(
+        cls, properties: Mapping[str, Mapping[str, object]], in_state: Collection[str]
+    ) -> EarlierNames:
+        """Read them from a stream's schema properties and its remembered types."""
+        by_text = {
+            str(column["description"]): name
+            for name, column in sorted(properties.items())
+            if name not in METADATA_NAMES and column.get("description")
+        }
+        return cls(by_text, frozenset(in_state) - set(METADATA_NAMES))
+
+    def by_key(self) -> dict[str, str]:
+        """Catalog names by the key of their text (the smallest name for a key)."""
+        keyed: dict[str, str] = {}
+        for text, name in sorted(self.by_text.items(), key=lambda item: item[1]):
+            keyed.setdefault(text_key(text), name)
+        return keyed
+
+
+def column_names(header: list[str], earlier: EarlierNames | None = None) -> list[str]:
     """Name a header's columns, unique against each other and the metadata columns.
 
-    When different cells clean to the same name, the cell written as that name (else
-    the smallest text) keeps it, whatever the columns' order, and the others get a
-    hash of their text; a cell repeated verbatim gets `_2`, `_3`, ...
+    Each cell is named by `name_of` unless `earlier` names its text; a cell whose key
+    an earlier cell of the header has gets `_2`, `_3`, ...
     """
+    known = earlier or EarlierNames()
     cells = [cell.lstrip("\ufeff") for cell in header]
-    bases = [name_from_text(cell, "column") for cell in cells]
-    owners: dict[str, str] = {}
-    for cell, base in zip(cells, bases, strict=True):
-        if base not in METADATA_NAMES and (
-            base not in owners
-            or _precedence(cell, base) < _precedence(owners[base], base)
-        ):
-            owners[base] = cell
-    occurrences: Counter[str] = Counter()
-    wanted, plain = [], []
-    for cell, base in zip(cells, bases, strict=True):
-        occurrences[cell] += 1
-        owned = owners.get(base) == cell
-        name = base if owned else with_suffix(base, text_hash(cell))
-        if occurrences[cell] > 1:
-            name = with_suffix(name, str(occurrences[cell]))
+    chosen = _earlier_choices(cells, known)
+    owned = {text_key(text): name for text, name in known.by_text.items()}
+    names_of_others = {name: key for key, name in owned.items()}
+    wanted = []
+    for cell, earlier_name in zip(cells, chosen, strict=True):
+        key = text_key(cell)
+        name = earlier_name or name_of(cell)
+        if earlier_name is None and names_of_others.get(name, key) != key:
+            name = with_suffix(_readable(key) or "column", text_hash(key))
         wanted.append(name)
-        plain.append(owned and occurrences[cell] == 1)
-    return _unique(wanted, plain)
+    return _unique(wanted, [text_key(cell) for cell in cells])
+
+
+def _earlier_choices(cells: list[str], known: EarlierNames) -> list[str | None]:
+    """Give each cell its earlier name, or None: see `EarlierNames`."""
+    by_key = known.by_key()
+    catalog_names = set(known.by_text.values())
+    chosen: list[str | None] = [None] * len(cells)
+    claimed: set[str] = set()
+    legacy_owners: dict[str, int] = {}
+    for position, cell in enumerate(cells):
+        new = name_of(cell)
+        legacy = name_from_text(cell, "column")
+        hashed = with_suffix(legacy, text_hash(cell))
+        if new in known.in_state:
+            chosen[position] = new
+        elif hashed in known.in_state:
+            chosen[position] = hashed
+        elif cell in known.by_text:
+            chosen[position] = known.by_text[cell]
+        elif text_key(cell) in by_key:
+            chosen[position] = by_key[text_key(cell)]
+        elif (
+            legacy in known.in_state
+            and legacy not in METADATA_NAMES
+            and (legacy not in catalog_names or by_key.get(text_key(cell)) == legacy)
+        ):
+            rival = legacy_owners.get(legacy)
+            if rival is None or _precedence(cell, legacy) < _precedence(
+                cells[rival], legacy
+            ):
+                legacy_owners[legacy] = position
+            continue
+        if chosen[position] is not None:
+            claimed.add(str(chosen[position]))
+    for legacy, position in legacy_owners.items():
+        if legacy not in claimed:
+            chosen[position] = legacy
+    return chosen
 
 
 def _precedence(cell: str, base: str) -> tuple[bool, str]:
+    """Which of the cells cleaning to one name had it in earlier releases."""
     return cell != base, cell
 
 
-def _unique(wanted: list[str], plain: list[bool]) -> list[str]:
-    """Keep every wanted name that is free; plain names before suffixed ones."""
-    taken = set(METADATA_NAMES)
+def _unique(wanted: list[str], keys: list[str]) -> list[str]:
+    """Give each key's first cell its wanted name; number the repeats from 2."""
     names = list(wanted)
-    order = sorted(range(len(wanted)), key=lambda position: not plain[position])
-    for position in order:
-        name, count = wanted[position], 1
-        while name in taken:
+    taken: set[str] = set()
+    keys_seen: set[str] = set()
+    repeats = []
+    for position, (name, key) in enumerate(zip(wanted, keys, strict=True)):
+        if key in keys_seen or name in taken:
+            repeats.append(position)
+        else:
+            taken.add(name)
+            keys_seen.add(key)
+    for position in repeats:
+        count = 2
+        while (unique := with_suffix(wanted[position], str(count))) in taken:
             count += 1
-            name = with_suffix(wanted[position], str(count))
-        taken.add(name)
-        names[position] = name
+        taken.add(unique)
+        names[position] = unique
     return names
+
+
+def case_clashes(names: Iterable[str]) -> list[tuple[str, str]]:
+    """Give the pairs of names equal but for case: Snowflake makes them one table."""
+    first: dict[str, str] = {}
+    clashes = []
+    for name in sorted(set(names)):
+        seen = first.setdefault(name.casefold(), name)
+        if seen != name:
+            clashes.append((seen, name))
+    return clashes

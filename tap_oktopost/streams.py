@@ -25,6 +25,7 @@ from tap_oktopost.csv_data import (
     UNFIT_VALUES,
     ColumnType,
     CsvSource,
+    EarlierNames,
     MemberScan,
     RecordBuilder,
     column_type_of,
@@ -226,6 +227,7 @@ class ExportFileStream(OktopostStream):
         policy = self.oktopost.column_typing
         properties = self.effective_schema["properties"]
         declared = self._column_types()
+        earlier = EarlierNames.of_table(properties, remembered)
         # Columns whose type the values cannot change are not scanned, and the
         # others start from the catalog's type: a text column costs nothing.
         fixed = {
@@ -248,6 +250,7 @@ class ExportFileStream(OktopostStream):
                         functools.partial(archive.open_member, member),
                         start_types=declared,
                         pinned=fixed,
+                        earlier=earlier,
                     )
                 except (*READ_ERRORS, OktopostError) as error:
                     failure = member_error(archive, member, error, TYPE_SCAN)
