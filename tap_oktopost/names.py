@@ -225,11 +225,10 @@ class EarlierNames:
         cls, properties: Mapping[str, Mapping[str, object]], in_state: Collection[str]
     ) -> EarlierNames:
         """Read them from a stream's schema properties and its remembered types."""
-        by_text = {
-            str(column["description"]): name
-            for name, column in sorted(properties.items())
-            if name not in METADATA_NAMES and column.get("description")
-        }
+        by_text: dict[str, str] = {}
+        for name, column in sorted(properties.items()):
+            if name not in METADATA_NAMES and column.get("description"):
+                by_text.setdefault(str(column["description"]), name)
         return cls(by_text, frozenset(in_state) - set(METADATA_NAMES))
 
     def by_key(self) -> dict[str, str]:
@@ -243,59 +242,66 @@ class EarlierNames:
 def column_names(header: list[str], earlier: EarlierNames | None = None) -> list[str]:
     """Name a header's columns, unique against each other and the metadata columns.
 
-    Each cell is named by `name_of` unless `earlier` names its text; a cell whose key
-    an earlier cell of the header has gets `_2`, `_3`, ...
+    Each cell is named by `name_of` unless `earlier` names its text; a cell wanting
+    a name another cell of the header has (the same text again) gets `_2`, `_3`...
     """
     known = earlier or EarlierNames()
     cells = [cell.lstrip("\ufeff") for cell in header]
     chosen = _earlier_choices(cells, known)
-    owned = {text_key(text): name for text, name in known.by_text.items()}
-    names_of_others = {name: key for key, name in owned.items()}
+    key_of_name = {name: text_key(text) for text, name in known.by_text.items()}
     wanted = []
+    name_of_key: dict[str, str] = {}
     for cell, earlier_name in zip(cells, chosen, strict=True):
         key = text_key(cell)
-        name = earlier_name or name_of(cell)
-        if earlier_name is None and names_of_others.get(name, key) != key:
+        name = earlier_name or name_of_key.get(key) or name_of(cell)
+        if earlier_name is None and key_of_name.get(name, key) != key:
             name = with_suffix(_readable(key) or "column", text_hash(key))
+        name_of_key.setdefault(key, name)
         wanted.append(name)
-    return _unique(wanted, [text_key(cell) for cell in cells])
+    return _unique(wanted, first=[name is not None for name in chosen])
 
 
 def _earlier_choices(cells: list[str], known: EarlierNames) -> list[str | None]:
-    """Give each cell its earlier name, or None: see `EarlierNames`."""
+    """Give each cell its earlier name, or None: see `EarlierNames`.
+
+    The surest clues first: a state name only this text could have had, the name
+    today's rule gives it, the catalog's text, then the catalog's key; last, the
+    earlier rule's clean name, for the cell that had it then (see `_precedence`).
+    """
     by_key = known.by_key()
-    catalog_names = set(known.by_text.values())
     chosen: list[str | None] = [None] * len(cells)
     claimed: set[str] = set()
-    legacy_owners: dict[str, int] = {}
-    for position, cell in enumerate(cells):
-        new = name_of(cell)
-        legacy = name_from_text(cell, "column")
-        hashed = with_suffix(legacy, text_hash(cell))
-        if new in known.in_state:
-            chosen[position] = new
-        elif hashed in known.in_state:
-            chosen[position] = hashed
-        elif cell in known.by_text:
-            chosen[position] = known.by_text[cell]
-        elif text_key(cell) in by_key:
-            chosen[position] = by_key[text_key(cell)]
-        elif (
+
+    def in_state(name: str) -> str | None:
+        return name if name in known.in_state else None
+
+    clues = (
+        lambda cell: in_state(
+            with_suffix(name_from_text(cell, "column"), text_hash(cell))
+        ),
+        lambda cell: in_state(name_of(cell)),
+        known.by_text.get,
+        lambda cell: by_key.get(text_key(cell)),
+    )
+    for clue in clues:
+        for position, cell in enumerate(cells):
+            name = clue(cell) if chosen[position] is None else None
+            if name is not None and name not in claimed:
+                chosen[position] = name
+                claimed.add(name)
+    catalog_names = set(known.by_text.values())
+    for position in sorted(
+        (p for p, name in enumerate(chosen) if name is None),
+        key=lambda p: _precedence(cells[p], name_from_text(cells[p], "column")),
+    ):
+        legacy = name_from_text(cells[position], "column")
+        if (
             legacy in known.in_state
-            and legacy not in METADATA_NAMES
-            and (legacy not in catalog_names or by_key.get(text_key(cell)) == legacy)
+            and legacy not in claimed
+            and legacy not in catalog_names
         ):
-            rival = legacy_owners.get(legacy)
-            if rival is None or _precedence(cell, legacy) < _precedence(
-                cells[rival], legacy
-            ):
-                legacy_owners[legacy] = position
-            continue
-        if chosen[position] is not None:
-            claimed.add(str(chosen[position]))
-    for legacy, position in legacy_owners.items():
-        if legacy not in claimed:
             chosen[position] = legacy
+            claimed.add(legacy)
     return chosen
 
 
@@ -304,19 +310,21 @@ def _precedence(cell: str, base: str) -> tuple[bool, str]:
     return cell != base, cell
 
 
-def _unique(wanted: list[str], keys: list[str]) -> list[str]:
-    """Give each key's first cell its wanted name; number the repeats from 2."""
+def _unique(wanted: list[str], first: list[bool]) -> list[str]:
+    """Give each name to one cell, those marked `first`, then the leftmost.
+
+    The others are numbered from 2.
+    """
     names = list(wanted)
     taken: set[str] = set()
-    keys_seen: set[str] = set()
     repeats = []
-    for position, (name, key) in enumerate(zip(wanted, keys, strict=True)):
-        if key in keys_seen or name in taken:
+    order = sorted(range(len(wanted)), key=lambda position: not first[position])
+    for position in order:
+        if wanted[position] in taken:
             repeats.append(position)
         else:
-            taken.add(name)
-            keys_seen.add(key)
-    for position in repeats:
+            taken.add(wanted[position])
+    for position in sorted(repeats):
         count = 2
         while (unique := with_suffix(wanted[position], str(count))) in taken:
             count += 1
