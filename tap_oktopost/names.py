@@ -211,13 +211,13 @@ def table_name(member_path: str) -> str | None:
 class EarlierNames:
     """The column names a table already has, kept through any change of the rule.
 
-    `by_text` is header text -> name, from the input catalog (each column's
+    `texts` is name -> header text, from the input catalog (each column's
     description keeps its header text); `in_state` the names the state remembers
     types of, without their texts. A header whose text a catalog column has keeps
     that column; one whose name under the earlier rule the state holds keeps that.
     """
 
-    by_text: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    texts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     in_state: Collection[str] = frozenset()
 
     @classmethod
@@ -225,18 +225,23 @@ class EarlierNames:
         cls, properties: Mapping[str, Mapping[str, object]], in_state: Collection[str]
     ) -> EarlierNames:
         """Read them from a stream's schema properties and its remembered types."""
-        by_text: dict[str, str] = {}
-        for name, column in sorted(properties.items()):
-            if name not in METADATA_NAMES and column.get("description"):
-                by_text.setdefault(str(column["description"]), name)
-        return cls(by_text, frozenset(in_state) - set(METADATA_NAMES))
+        texts = {
+            name: str(column["description"])
+            for name, column in properties.items()
+            if name not in METADATA_NAMES and column.get("description")
+        }
+        return cls(texts, frozenset(in_state) - set(METADATA_NAMES))
+
+    def by_text(self) -> dict[str, str]:
+        """Catalog names by their text (the smallest name for a text)."""
+        return {text: name for name, text in sorted(self.texts.items(), reverse=True)}
 
     def by_key(self) -> dict[str, str]:
         """Catalog names by the key of their text (the smallest name for a key)."""
-        keyed: dict[str, str] = {}
-        for text, name in sorted(self.by_text.items(), key=lambda item: item[1]):
-            keyed.setdefault(text_key(text), name)
-        return keyed
+        return {
+            text_key(text): name
+            for name, text in sorted(self.texts.items(), reverse=True)
+        }
 
 
 def column_names(header: list[str], earlier: EarlierNames | None = None) -> list[str]:
@@ -248,7 +253,7 @@ def column_names(header: list[str], earlier: EarlierNames | None = None) -> list
     known = earlier or EarlierNames()
     cells = [cell.lstrip("\ufeff") for cell in header]
     chosen = _earlier_choices(cells, known)
-    key_of_name = {name: text_key(text) for text, name in known.by_text.items()}
+    key_of_name = {name: text_key(text) for name, text in known.texts.items()}
     wanted = []
     name_of_key: dict[str, str] = {}
     for cell, earlier_name in zip(cells, chosen, strict=True):
@@ -280,18 +285,22 @@ def _earlier_choices(cells: list[str], known: EarlierNames) -> list[str | None]:
             with_suffix(name_from_text(cell, "column"), text_hash(cell))
         ),
         lambda cell: in_state(name_of(cell)),
-        known.by_text.get,
+        known.by_text().get,
         lambda cell: by_key.get(text_key(cell)),
     )
+    # A text written again is the same column again: numbered, not guessed.
+    first_of = {cell: position for position, cell in reversed(list(enumerate(cells)))}
+    again = {p for p, cell in enumerate(cells) if first_of[cell] != p}
     for clue in clues:
         for position, cell in enumerate(cells):
             name = clue(cell) if chosen[position] is None else None
+            name = None if position in again else name
             if name is not None and name not in claimed:
                 chosen[position] = name
                 claimed.add(name)
-    catalog_names = set(known.by_text.values())
+    catalog_names = set(known.texts)
     for position in sorted(
-        (p for p, name in enumerate(chosen) if name is None),
+        (p for p, name in enumerate(chosen) if name is None and p not in again),
         key=lambda p: _precedence(cells[p], name_from_text(cells[p], "column")),
     ):
         legacy = name_from_text(cells[position], "column")
