@@ -258,9 +258,11 @@ def column_names(header: list[str], earlier: EarlierNames | None = None) -> list
     name_of_key: dict[str, str] = {}
     for cell, earlier_name in zip(cells, chosen, strict=True):
         key = text_key(cell)
-        name = earlier_name or name_of_key.get(key) or name_of(cell)
-        if earlier_name is None and key_of_name.get(name, key) != key:
-            name = with_suffix(_readable(key) or "column", text_hash(key))
+        name = earlier_name or name_of_key.get(key)
+        if name is None:
+            name = name_of(cell)
+            if key_of_name.get(name, key) != key:  # a catalog column of another text
+                name = with_suffix(_readable(key) or "column", text_hash(key))
         name_of_key.setdefault(key, name)
         wanted.append(name)
     return _unique(wanted, first=[name is not None for name in chosen])
@@ -270,47 +272,42 @@ def _earlier_choices(cells: list[str], known: EarlierNames) -> list[str | None]:
     """Give each cell its earlier name, or None: see `EarlierNames`.
 
     The surest clues first: a state name only this text could have had, the name
-    today's rule gives it, the catalog's text, then the catalog's key; last, the
-    earlier rule's clean name, for the cell that had it then (see `_precedence`).
+    today's rule gives it, the earlier rule's clean name (for the cell that had it
+    then, see `_precedence`), then the catalog's text and its key. The state wins:
+    it says what was loaded, and a catalog may be a discovery of this release.
     """
-    by_key = known.by_key()
-    chosen: list[str | None] = [None] * len(cells)
-    claimed: set[str] = set()
+    by_text, by_key = known.by_text(), known.by_key()
 
     def in_state(name: str) -> str | None:
         return name if name in known.in_state else None
+
+    def earlier_clean_name(cell: str) -> str | None:
+        return in_state(name_from_text(cell, "column"))
 
     clues = (
         lambda cell: in_state(
             with_suffix(name_from_text(cell, "column"), text_hash(cell))
         ),
         lambda cell: in_state(name_of(cell)),
-        known.by_text().get,
+        earlier_clean_name,
+        by_text.get,
         lambda cell: by_key.get(text_key(cell)),
     )
     # A text written again is the same column again: numbered, not guessed.
     first_of = {cell: position for position, cell in reversed(list(enumerate(cells)))}
-    again = {p for p, cell in enumerate(cells) if first_of[cell] != p}
+    positions = [p for p, cell in enumerate(cells) if first_of[cell] == p]
+    by_precedence = sorted(
+        positions,
+        key=lambda p: _precedence(cells[p], name_from_text(cells[p], "column")),
+    )
+    chosen: list[str | None] = [None] * len(cells)
+    claimed: set[str] = set()
     for clue in clues:
-        for position, cell in enumerate(cells):
-            name = clue(cell) if chosen[position] is None else None
-            name = None if position in again else name
+        for position in by_precedence if clue is earlier_clean_name else positions:
+            name = clue(cells[position]) if chosen[position] is None else None
             if name is not None and name not in claimed:
                 chosen[position] = name
                 claimed.add(name)
-    catalog_names = set(known.texts)
-    for position in sorted(
-        (p for p, name in enumerate(chosen) if name is None and p not in again),
-        key=lambda p: _precedence(cells[p], name_from_text(cells[p], "column")),
-    ):
-        legacy = name_from_text(cells[position], "column")
-        if (
-            legacy in known.in_state
-            and legacy not in claimed
-            and legacy not in catalog_names
-        ):
-            chosen[position] = legacy
-            claimed.add(legacy)
     return chosen
 
 

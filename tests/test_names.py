@@ -386,6 +386,12 @@ def test_names_the_state_remembers_are_kept(seed: int) -> None:
     before = earlier_rule(header)
     remembered = EarlierNames(in_state=frozenset(before))
     assert column_names(header, remembered) == before
+    # Meltano discovers before each sync: beside the state, a catalog of today's names.
+    fresh = {
+        name: {"description": cell}
+        for cell, name in zip(header, column_names(header), strict=True)
+    }
+    assert column_names(header, EarlierNames.of_table(fresh, before)) == before
     # A new column added since is named by today's rule, beside the kept ones.
     added = f"Added {rng.choice(list(SYMBOL_WORDS))} {seed}"
     assert column_names([*header, added], remembered) == [*before, name_of(added)]
@@ -415,20 +421,21 @@ def test_names_the_catalog_gives_a_header_text_are_kept(seed: int) -> None:
             assert given == with_suffix(name, text_hash(text_key(newcomer)))
 
 
-def test_the_catalog_tells_which_text_an_earlier_name_had() -> None:
-    """The state remembers `ctr`; discovery saw `CTR` beside `CTR (%)`: `ctr` is
-    the plain text's, and the percentages get a column of their own."""
-    catalog = EarlierNames.of_table(
-        {
-            "ctr": {"description": "CTR"},
-            name_of("CTR (%)"): {"description": "CTR (%)"},
-        },
-        in_state={"ctr"},
-    )
-    assert column_names(["CTR (%)"], catalog) == [name_of("CTR (%)")]
-    assert column_names(["CTR"], catalog) == ["ctr"]
-    # Without the catalog's word, the only header with that earlier name keeps it.
-    assert column_names(["CTR (%)"], EarlierNames(in_state={"ctr"})) == ["ctr"]
+def test_the_state_wins_over_a_catalog_of_todays_names() -> None:
+    """Meltano discovers before each run: after an upgrade its catalog holds
+    today's names, and the state the names the tables have: those stay."""
+    fresh = {name_of(text): {"description": text} for text in ["CTR (%)", "Привет"]}
+    earlier = EarlierNames.of_table(fresh, in_state={"ctr", "privet"})
+    assert column_names(["CTR (%)", "Привет"], earlier) == ["ctr", "privet"]
+    # Without a state, the catalog's names.
+    catalog = EarlierNames.of_table(fresh, in_state={})
+    assert column_names(["Привет", "CTR (%)"], catalog) == [
+        name_of("Привет"),
+        name_of("CTR (%)"),
+    ]
+    # Once the state holds today's name (a table started after the upgrade), it stays.
+    later = EarlierNames.of_table(fresh, in_state={"ctr", name_of("CTR (%)")})
+    assert column_names(["CTR (%)"], later) == [name_of("CTR (%)")]
 
 
 # -- Table names -----------------------------------------------------------------------
