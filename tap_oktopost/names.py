@@ -348,3 +348,18 @@ def case_clashes(names: Iterable[str]) -> list[tuple[str, str]]:
         if seen != name:
             clashes.append((seen, name))
     return clashes
+
+
+def superseded(catalog: Mapping[str, str], named: Mapping[str, str]) -> set[str]:
+    """Give the catalog columns a header of the same text fills under another name.
+
+    Both map name -> header text: `catalog` the input catalog's, `named` this
+    sync's. A catalog discovered with today's rule beside a state of earlier names would
+    otherwise add an empty twin of each renamed column to the table.
+    """
+    keys = {text_key(text) for text in named.values()}
+    return {
+        name
+        for name, text in catalog.items()
+        if name not in named and text_key(text) in keys
+    }

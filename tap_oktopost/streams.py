@@ -36,6 +36,7 @@ from tap_oktopost.csv_data import (
 )
 from tap_oktopost.exports import without_secrets
 from tap_oktopost.ledger import EXPORTS_STREAM
+from tap_oktopost.names import superseded
 from tap_oktopost.output import RecordLines
 from tap_oktopost.type_policy import KEEP, TEXT, settle_types
 
@@ -273,8 +274,9 @@ class ExportFileStream(OktopostStream):
                 ):
                     scanned[name] = widen(scanned.get(name, ColumnType.NULL), found)
                     headers.setdefault(name, cell)
+        stale = superseded(earlier.texts, headers)
         settled = settle_types(
-            declared=declared,
+            declared={n: t for n, t in declared.items() if n not in stale},
             scanned=scanned,
             remembered=remembered,
             pinned=pinned,
