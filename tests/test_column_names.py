@@ -29,6 +29,9 @@ from tests.conftest import (
 )
 from tests.oktopost_stand_in import OktopostStandIn, make_zip
 from tests.test_names import OTHER_SCRIPTS, WORDS, earlier_rule, variant
+from tests.test_targets import Project, column_types, project, table_rows
+
+__all__ = ["project"]  # the fixture, from the PostgreSQL tests
 
 FIRST, SECOND = "032000000000001", "032000000000002"
 METADATA = {
@@ -204,3 +207,45 @@ def test_a_case_clash_exits_1_before_any_message(
     assert run.stdout == ""
     assert "Streams Leads and leads differ only by case" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+# -- Into the warehouses ---------------------------------------------------------------
+
+
+def warehouse_files(seed: int) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """CSV files of headers warehouses choke on, by table name: every reserved word
+    of Snowflake and PostgreSQL, with seeded symbols, scripts and respellings;
+    tables named by reserved words."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    reserved = [rng.choice([w.title(), w.upper(), w]) for w in sorted(RESERVED)]
+    header = [*reserved, "Qualify Col", *generated_header(rng, 12)]
+    header = list({text_key(cell): cell for cell in header}.values())
+    files = {"reserved": (header, values_for(header, 3, f"w{seed}"))}
+    for word in rng.sample(["Qualify", "Order", "User", "When", "Window"], 2):
+        files[f"{word.lower()}_table"] = ([word, "Id"], [["x", "id-1"], ["y", "id-2"]])
+    return files
+
+
+def warehouse_export(files: dict[str, tuple[list[str], list[list[str]]]]) -> Any:
+    members = {
+        f"{'Reserved' if table == 'reserved' else header[0]}.csv": csv_text(
+            [header, *rows]
+        )
+        for table, (header, rows) in files.items()
+    }
+    return export_with(FIRST, members)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(2))
+def test_postgres_holds_reserved_words_symbols_and_scripts_under_their_names(
+    project: Project, seed: int
+) -> None:
+    files = warehouse_files(seed)
+    project.stand_in.add_export(warehouse_export(files))
+    project.run("target-postgres")
+    for table, (header, rows) in files.items():
+        loaded = table_rows(project.schema, table)
+        names = [name_of(cell) for cell in header]
+        assert [[row[name] for name in names] for row in loaded] == rows
+        assert set(column_types(project.schema, table)) >= set(names)
