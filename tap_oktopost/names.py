@@ -12,6 +12,7 @@ the state) are kept, so that an upgrade of the tap renames no column.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 import unicodedata
@@ -232,10 +233,12 @@ class EarlierNames:
         }
         return cls(texts, frozenset(in_state) - set(METADATA_NAMES))
 
+    @functools.cached_property
     def by_text(self) -> dict[str, str]:
         """Catalog names by their text (the smallest name for a text)."""
         return {text: name for name, text in sorted(self.texts.items(), reverse=True)}
 
+    @functools.cached_property
     def by_key(self) -> dict[str, str]:
         """Catalog names by the key of their text (the smallest name for a key)."""
         return {
@@ -276,7 +279,7 @@ def _earlier_choices(cells: list[str], known: EarlierNames) -> list[str | None]:
     then, see `_precedence`), then the catalog's text and its key. The state wins:
     it says what was loaded, and a catalog may be a discovery of this release.
     """
-    by_text, by_key = known.by_text(), known.by_key()
+    by_text, by_key = known.by_text, known.by_key
 
     def in_state(name: str) -> str | None:
         return name if name in known.in_state else None

@@ -17,9 +17,11 @@ sends. This layer adds exactly what it lacks for that target, and nothing more:
 - Snowflake's refusal of a column type change other than a longer VARCHAR or a
   NUMBER's precision: error 002108 (MeltanoLabs/target-snowflake issue 276);
 - Snowflake's refusal of a reserved word as an unquoted table or column name in
-  CREATE TABLE and ADD COLUMN: error 001003 (DuckDB takes some of them, `when`,
-  `cast`, `view`, ..., which Snowflake refuses and snowflake-sqlalchemy leaves
-  unquoted);
+  CREATE TABLE and ADD COLUMN: error 001003 (the target quotes SQLAlchemy's and
+  snowflake-sqlalchemy's reserved words, not `view`, `window`, `schema`,
+  `database`, `connection`, `following`, `issue`, `organization`, `gscluster`,
+  `try_cast`, which DuckDB takes, nor `qualify`, `lateral`, `tablesample`, which it
+  refuses itself);
 - one sink drained at a time: fakesnow's connections share one DuckDB database.
 
 Each handler matches, in full, one statement shape the target sends; any other
