@@ -153,23 +153,24 @@ def _readable(key: str) -> str:
     return snake_case(worded)
 
 
-def name_of(text: str, kind: str = COLUMN_SUFFIX) -> str:
-    """Name a text by its key alone.
+def name_of(text: str) -> str:
+    """Name a header text by its key alone.
 
     A key of ASCII letters and digits is named as written (a reserved word gets
-    `_col`, `_table`); any other key (a symbol, another script) is spelt readably and
-    ends in a hash of the key, so that no two keys share a name.
+    `_col`); any other key (a symbol, another script) is spelt readably and ends in
+    a hash of the key, so that no two keys share a name.
     """
     key = text_key(text)
     readable = _readable(key)
     if not readable:
-        prefix = "column" if kind == COLUMN_SUFFIX else kind
-        return f"{prefix}_{text_hash(key)}"
+        return f"column_{text_hash(key)}"
     if _PLAIN_KEY.fullmatch(key) and len(readable) <= MAX_NAME_LENGTH:
         if readable in RESERVED:
-            return f"{readable}_{kind}"
+            return f"{readable}_{COLUMN_SUFFIX}"
         stem, _, last = readable.rpartition("_")
-        if not (readable in METADATA_NAMES or (last == kind and stem in RESERVED)):
+        if readable not in METADATA_NAMES and not (
+            last == COLUMN_SUFFIX and stem in RESERVED
+        ):
             return readable
     return with_suffix(readable, text_hash(key))
 
