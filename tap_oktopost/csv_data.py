@@ -38,6 +38,7 @@ from tap_oktopost.names import (
     SOURCE_FILE,
     SYNC_TIMESTAMP,
     UNFIT_VALUES,
+    EarlierNames,
     column_names,
     table_name,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "ColumnType",
     "CsvSource",
     "Decoding",
+    "EarlierNames",
     "MemberScan",
     "RecordBuilder",
     "TableShape",
@@ -119,9 +121,14 @@ class TableShape:
     def __init__(self) -> None:
         self.columns: dict[str, tuple[ColumnType, str]] = {}
 
-    def add(self, header: list[str], sample_rows: Iterable[list[str]]) -> None:
+    def add(
+        self,
+        header: list[str],
+        sample_rows: Iterable[list[str]],
+        earlier: EarlierNames | None = None,
+    ) -> None:
         """Add one file's columns, typed from its sample rows."""
-        names = column_names(header)
+        names = column_names(header, earlier)
         types = scan_types(sample_rows, len(names))
         for name, cell, column_type in zip(names, header, types, strict=True):
             known_type, known_cell = self.columns.get(name, (ColumnType.NULL, cell))
@@ -371,7 +378,7 @@ class MemberScan:
     header: list[str]
     """The header's cells as written (empty for a member without one)."""
     names: list[str]
-    """`column_names(header)`."""
+    """`column_names(header, earlier)`."""
     types: list[ColumnType]
     """Per column: the narrowest type, from the start type on, holding every value."""
 
@@ -380,22 +387,24 @@ def scan_member(
     open_member: Callable[[], IO[bytes]],
     start_types: Mapping[str, ColumnType] | None = None,
     pinned: Mapping[str, ColumnType] | None = None,
+    earlier: EarlierNames | None = None,
 ) -> MemberScan:
     """Decide a member's decoding and its columns' types from all of its bytes.
 
     `open_member` opens the member from its start (it is called again when the
     bytes turn out not to be UTF-8). Columns widen from `start_types` (by column
     name; NULL for others); `pinned` columns keep their type and are not scanned.
+    `earlier` holds the names the table already has (see `column_names`).
     """
     with open_member() as binary:
         bom = binary.read(2)
     decoding = UTF_16 if bom in _UTF16_BOMS else UTF_8
     try:
-        return _scan(open_member, decoding, start_types, pinned)
+        return _scan(open_member, decoding, start_types, pinned, earlier)
     except UnicodeDecodeError:
         if decoding is UTF_16:
             raise
-    return _scan(open_member, CP1252, start_types, pinned)
+    return _scan(open_member, CP1252, start_types, pinned, earlier)
 
 
 def _scan(
@@ -403,12 +412,13 @@ def _scan(
     decoding: Decoding,
     start_types: Mapping[str, ColumnType] | None,
     pinned: Mapping[str, ColumnType] | None,
+    earlier: EarlierNames | None,
 ) -> MemberScan:
     fixed = pinned or {}
     with open_member() as binary:
         source = CsvSource(binary, decoding=decoding)
         header = source.header() or []
-        names = column_names(header)
+        names = column_names(header, earlier)
         start = [
             ColumnType.STRING
             if name in fixed

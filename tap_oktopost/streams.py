@@ -25,6 +25,7 @@ from tap_oktopost.csv_data import (
     UNFIT_VALUES,
     ColumnType,
     CsvSource,
+    EarlierNames,
     MemberScan,
     RecordBuilder,
     column_type_of,
@@ -35,6 +36,7 @@ from tap_oktopost.csv_data import (
 )
 from tap_oktopost.exports import SAFE_DESTINATION_FIELDS, metadata_record
 from tap_oktopost.ledger import EXPORTS_STREAM
+from tap_oktopost.names import superseded
 from tap_oktopost.output import RecordLines
 from tap_oktopost.progress import TableProgress
 from tap_oktopost.type_policy import KEEP, TEXT, settle_types
@@ -241,6 +243,7 @@ class ExportFileStream(OktopostStream):
         policy = self.oktopost.column_typing
         properties = self.effective_schema["properties"]
         declared = self._column_types()
+        earlier = EarlierNames.of_table(properties, remembered)
         # Columns whose type the values cannot change are not scanned, and the
         # others start from the catalog's type: a text column costs nothing.
         fixed = {
@@ -263,6 +266,7 @@ class ExportFileStream(OktopostStream):
                         functools.partial(archive.open_member, member),
                         start_types=declared,
                         pinned=fixed,
+                        earlier=earlier,
                     )
                 except (*READ_ERRORS, OktopostError) as error:
                     failure = member_error(archive, member, error, TYPE_SCAN)
@@ -285,8 +289,9 @@ class ExportFileStream(OktopostStream):
                 ):
                     scanned[name] = widen(scanned.get(name, ColumnType.NULL), found)
                     headers.setdefault(name, cell)
+        stale = superseded(earlier.texts, headers)
         settled = settle_types(
-            declared=declared,
+            declared={n: t for n, t in declared.items() if n not in stale},
             scanned=scanned,
             remembered=remembered,
             pinned=pinned,

@@ -20,6 +20,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
@@ -43,6 +44,7 @@ from tap_oktopost.csv_data import (
     SOURCE_FILE,
     TYPE_NAMES,
     CsvSource,
+    EarlierNames,
     TableShape,
     limit_field_size,
 )
@@ -62,9 +64,11 @@ from tap_oktopost.ledger import (
     read_bookmarks,
     read_state_file,
 )
+from tap_oktopost.names import case_clashes
 from tap_oktopost.output import WholeMessageWriter
 from tap_oktopost.runs import SyncPlan
 from tap_oktopost.streams import (
+    COLUMN_TYPES_KEY,
     ActiveExportStream,
     ExportFileStream,
     ExportListStream,
@@ -416,6 +420,25 @@ class TapOktopost(Tap):
             cls.logger.error("%s", error)
             sys.exit(1)
 
+    def setup_mapper(self) -> None:
+        """Refuse, before anything is sent, stream names that differ only by case."""
+        super().setup_mapper()
+        sent = {
+            stream_map.stream_alias
+            for stream in self.streams.values()
+            if stream.selected
+            for stream_map in self.mapper.stream_maps.get(stream.name, [])
+            if not isinstance(stream_map, RemoveRecordTransform)
+        }
+        if clashes := case_clashes(sent):
+            pairs = "; ".join(f"{first} and {second}" for first, second in clashes)
+            message = (
+                f"Streams {pairs} differ only by case (after stream_maps): "
+                "Snowflake, which upper-cases names, would load them into one table. "
+                "Give one of them another name in stream_maps"
+            )
+            raise OktopostError(message)
+
     @property
     def sync_plan(self) -> SyncPlan:
         """The runs this sync loads, downloaded and typed before any CSV SCHEMA."""
@@ -535,6 +558,7 @@ class TapOktopost(Tap):
         """Read each active export's archive: headers name columns, rows type them."""
         shapes: dict[str, TableShape] = {}
         bookmarks = read_bookmarks(self.initial_state)
+        earlier = self._names_in_state()
         for export_id in self.export_ids:
             try:
                 run = self.export_run(export_id)
@@ -545,7 +569,7 @@ class TapOktopost(Tap):
                     run.run_at, run.record.get("LastRunFile")
                 ):
                     continue  # a sync given this state has nothing of it to load
-                self._add_run_shapes(run, shapes)
+                self._add_run_shapes(run, shapes, earlier)
             except NotCsvExportError as error:
                 self.logger.warning("%s. It has no table to discover.", error)
             except OktopostError as error:
@@ -569,7 +593,12 @@ class TapOktopost(Tap):
             streams.append(ExportFileStream(self, name, schema, keys))
         return streams
 
-    def _add_run_shapes(self, run: ExportRun, shapes: dict[str, TableShape]) -> None:
+    def _add_run_shapes(
+        self,
+        run: ExportRun,
+        shapes: dict[str, TableShape],
+        earlier: dict[str, EarlierNames],
+    ) -> None:
         """Add the columns and sample types of one run's CSV files.
 
         A file replaced in storage while read remotely is read again from scratch
@@ -583,7 +612,7 @@ class TapOktopost(Tap):
             changed: FileChangedError | None = None
             archive = self.archives.archive(run, headers_only=ranged)
             try:
-                self._add_shapes(archive, trial)
+                self._add_shapes(archive, trial, earlier)
             except FileChangedError as error:
                 changed = error
             finally:
@@ -603,8 +632,22 @@ class TapOktopost(Tap):
                 self.archives.max_retries,
             )
 
+    def _names_in_state(self) -> dict[str, EarlierNames]:
+        """Give each table's column names the state remembers types of."""
+        bookmarks = (self.initial_state or {}).get("bookmarks") or {}
+        return {
+            table: EarlierNames(in_state=frozenset(bookmark[COLUMN_TYPES_KEY]))
+            for table, bookmark in bookmarks.items()
+            if isinstance(bookmark, dict)
+            and isinstance(bookmark.get(COLUMN_TYPES_KEY), dict)
+        }
+
     @staticmethod
-    def _add_shapes(archive: ExportArchive, shapes: dict[str, TableShape]) -> None:
+    def _add_shapes(
+        archive: ExportArchive,
+        shapes: dict[str, TableShape],
+        earlier: dict[str, EarlierNames],
+    ) -> None:
         """Add the columns and sample types of an archive's CSV files."""
         for name, members in archive.tables.items():
             for member in members:
@@ -614,7 +657,11 @@ class TapOktopost(Tap):
                         header = next((row for row in rows if row), None)
                         if header is not None:
                             shape = shapes.setdefault(name, TableShape())
-                            shape.add(header, itertools.islice(rows, SAMPLE_ROWS))
+                            shape.add(
+                                header,
+                                itertools.islice(rows, SAMPLE_ROWS),
+                                earlier.get(name),
+                            )
                 except FileChangedError:
                     raise
                 except (*READ_ERRORS, OktopostError) as error:

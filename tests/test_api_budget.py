@@ -206,7 +206,7 @@ def account(
     for number in range(1, EXPORTS + 1):
         rows = [["id", "n"], *[[f"{number}-{row}", str(row)] for row in range(3)]]
         stand_in.add_export(
-            export_with(f"032{number:012d}", {"rows.csv": csv_text(rows)})
+            export_with(f"032{number:012d}", {"figures.csv": csv_text(rows)})
         )
     stand_in.page_size = PAGE_SIZE
     stand_in.rate_limit(CALLS, window)
@@ -229,7 +229,7 @@ def test_discovery_then_sync_stay_within_the_budget(
     assert stand_in.rate_limited == 0
     assert run.returncode == 0, run.stderr[-2000:]
     assert "HTTP 429" not in run.stderr
-    rows = Counter(record["export_id"] for record in run.records("rows"))
+    rows = Counter(record["export_id"] for record in run.records("figures"))
     assert rows == {f"032{number:012d}": 3 for number in range(1, EXPORTS + 1)}
     paths = Counter(request.path.partition("?")[0] for request in stand_in.api_calls())
     assert paths["/v2/bi-export"] == 2 * PAGES  # one listing a process
@@ -258,4 +258,4 @@ def test_a_sync_that_forgot_discovery_calls_would_meet_the_limit(
     assert stand_in.rate_limited > 0
     assert "Oktopost's rate limit (HTTP 429)" in run.stderr
     assert run.returncode == 0, run.stderr[-2000:]
-    assert len(run.records("rows")) == 3 * EXPORTS
+    assert len(run.records("figures")) == 3 * EXPORTS

@@ -46,7 +46,7 @@ def rows_of(number: int) -> list[list[str]]:
 
 
 def numbered_export(number: int) -> StandInExport:
-    return export_with(export_id(number), {"rows.csv": csv_text(rows_of(number))})
+    return export_with(export_id(number), {"figures.csv": csv_text(rows_of(number))})
 
 
 def random_shape(seed: int, stand_in: OktopostStandIn) -> tuple[list[str], PagingShape]:
@@ -154,7 +154,7 @@ def test_a_sync_through_shifted_paging_loads_every_export(
     expected = current_ids(stand_in)
     assert run.returncode == 0, run.stderr[-2000:]
     assert LISTING_CUT_SHORT not in run.stderr
-    rows = Counter(record["export_id"] for record in run.records("rows"))
+    rows = Counter(record["export_id"] for record in run.records("figures"))
     assert rows == {key: len(rows_of(int(key[3:]))) - 1 for key in expected}
     assert {key for key in expected if run.bookmark(key)} == expected
 
@@ -173,7 +173,7 @@ def test_pages_that_never_end_load_what_was_listed_and_fail_the_sync(
 
     listed = {export_id(number) for number in range(1, page_size + 1)}
     assert run.returncode == 1
-    rows = Counter(record["export_id"] for record in run.records("rows"))
+    rows = Counter(record["export_id"] for record in run.records("figures"))
     assert set(rows) == listed
     assert {key for key in listed if run.bookmark(key)} == listed
     errors = [line for line in run.stderr.splitlines() if line.startswith("ERROR")]
@@ -202,7 +202,7 @@ def test_discovery_logs_an_endless_listing_at_error(
         for record in caplog.records
         if LISTING_CUT_SHORT in record.getMessage()
     ] == ["ERROR"]
-    assert "rows" in {entry["tap_stream_id"] for entry in catalog["streams"]}
+    assert "figures" in {entry["tap_stream_id"] for entry in catalog["streams"]}
 
 
 def hostile_client(hostile: Hostile) -> OktopostClient:
@@ -317,7 +317,7 @@ def test_configured_export_ids_list_nothing_when_the_list_is_not_selected(
 
     assert run.returncode == 0, run.stderr[-2000:]
     assert listing_pages(stand_in) == 0
-    assert {record["export_id"] for record in run.records("rows")} == {export_id(2)}
+    assert {record["export_id"] for record in run.records("figures")} == {export_id(2)}
 
 
 def test_the_tap_filters_active_exports_from_the_one_listing(
@@ -353,7 +353,7 @@ def test_discovery_and_sync_processes_load_every_export_through_shifted_paging(
 
     run = run_tap(config, tmp_path, catalog=catalog)
 
-    rows = Counter(record["export_id"] for record in run.records("rows"))
+    rows = Counter(record["export_id"] for record in run.records("figures"))
     assert rows == {export_id(n): len(rows_of(n)) - 1 for n in range(1, 5)}
     assert LISTING_CUT_SHORT not in run.stderr
 
@@ -373,7 +373,7 @@ def test_endless_paging_through_the_command_line_exits_1_after_loading(
 
     assert LISTING_CUT_SHORT in discovery.stderr
     assert run.returncode == 1
-    assert {record["export_id"] for record in run.records("rows")} == {
+    assert {record["export_id"] for record in run.records("figures")} == {
         export_id(1),
         export_id(2),
     }

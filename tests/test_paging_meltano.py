@@ -26,7 +26,7 @@ def rows_by_export(schema: str) -> dict[str, int]:
     return {
         key: int(count)
         for key, count in sql(
-            'select export_id, count(*) from :"schema".rows group by 1',
+            'select export_id, count(*) from :"schema".figures group by 1',
             schema=schema,
         )
     }

@@ -29,14 +29,24 @@ import pytest
 import snowflake.connector as snowflake_connector
 from fakesnow.transforms.stage import LOCAL_BUCKET_PATH
 from snowflake.connector.cursor import SnowflakeCursor
+from snowflake.connector.errors import ProgrammingError
 
+from tap_oktopost.names import SNOWFLAKE_RESERVED, name_of
 from tests.conftest import MELTANO, building_from_checkout, meltano, meltano_env
 from tests.oktopost_stand_in import (
     OktopostStandIn,
     StandInExport,
     demo_exports,
 )
-from tests.snowflake.snowflake_emulation import allowed_type_change, canonical_type
+from tests.snowflake.snowflake_emulation import (
+    SNOWFLAKE_RESERVED as REFUSED_UNQUOTED,
+)
+from tests.snowflake.snowflake_emulation import (
+    allowed_type_change,
+    canonical_type,
+    refuse_reserved_names,
+)
+from tests.test_column_names import warehouse_export, warehouse_files
 from tests.test_targets import (
     CAMPAIGNS_EXPORT,
     DEMO_COUNTS,
@@ -508,3 +518,62 @@ def test_the_emulation_allows_only_the_type_changes_snowflake_makes(
     assert (
         allowed_type_change(canonical_type(current), canonical_type(wanted)) is allowed
     )
+
+
+# -- Names Snowflake refuses -----------------------------------------------------------
+
+
+def test_snowflake_holds_reserved_words_symbols_and_scripts_under_their_names(
+    project: Project,
+) -> None:
+    """Every reserved word of Snowflake and PostgreSQL as a header, with symbols,
+    scripts and respellings, and tables named by reserved words: all load, each
+    header under its own column. A column named `view`, as the earlier release
+    named that header, stops the load: target-snowflake leaves it unquoted, and
+    Snowflake (emulated; DuckDB alone would take it) refuses it."""
+    files = warehouse_files(2)
+    project.stand_in.add_export(warehouse_export(files))
+    project.env["TAP_OKTOPOST_STREAM_MAPS"] = json.dumps(
+        {"reserved": {"view": "record['view_col']"}}
+    )
+    refused = failed_run(project)
+    assert "001003 (42000): SQL compilation error" in refused
+    assert "unexpected 'view'" in refused
+    del project.env["TAP_OKTOPOST_STREAM_MAPS"]
+
+    project.run(TARGET)
+    with snowflake(project) as db:
+        for table, (header, rows) in files.items():
+            names = [name_of(cell).upper() for cell in header]
+            columns = ", ".join(f'"{name}"' for name in names)
+            loaded = db.query(
+                f'select {columns} from "{table.upper()}" order by _SDC_ROW_NUMBER'  # noqa: S608
+            )
+            assert [list(row) for row in loaded] == rows
+            assert set(db.column_types(table.upper())) >= set(names)
+
+
+def test_the_tap_and_the_emulation_know_the_same_reserved_words() -> None:
+    assert {word.upper() for word in SNOWFLAKE_RESERVED} == REFUSED_UNQUOTED
+
+
+def defining(name: str) -> list[str]:
+    """Statements defining a table or column `name`, as target-snowflake sends them
+    (snowflake-sqlalchemy's CREATE TABLE, the SDK's ADD COLUMN)."""
+    return [
+        f"CREATE TABLE RAW.OKTOPOST.posts (\n\tid VARCHAR, \n\t{name} "
+        "NUMBER(38, 0), \n\tPRIMARY KEY (id)\n)",
+        f"CREATE TABLE RAW.OKTOPOST.{name} (\n\tid VARCHAR\n)",
+        f"ALTER TABLE RAW.OKTOPOST.posts ADD COLUMN {name} VARCHAR",
+    ]
+
+
+@pytest.mark.parametrize("word", sorted(REFUSED_UNQUOTED))
+def test_the_emulation_refuses_a_reserved_word_unquoted(word: str) -> None:
+    for statement in [*defining(word.lower()), *defining(word)]:
+        with pytest.raises(ProgrammingError) as error:
+            refuse_reserved_names(statement)
+        assert error.value.errno == 1003
+    for name in (f'"{word}"', f"{word.lower()}_col", f"{word}_TABLE"):
+        for statement in defining(name):
+            refuse_reserved_names(statement)

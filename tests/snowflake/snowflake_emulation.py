@@ -16,6 +16,12 @@ sends. This layer adds exactly what it lacks for that target, and nothing more:
 - PUBLIC as the current schema of a connection naming only a database;
 - Snowflake's refusal of a column type change other than a longer VARCHAR or a
   NUMBER's precision: error 002108 (MeltanoLabs/target-snowflake issue 276);
+- Snowflake's refusal of a reserved word as an unquoted table or column name in
+  CREATE TABLE and ADD COLUMN: error 001003 (the target quotes SQLAlchemy's and
+  snowflake-sqlalchemy's reserved words, not `view`, `window`, `schema`,
+  `database`, `connection`, `following`, `issue`, `organization`, `gscluster`,
+  `try_cast`, which DuckDB takes, nor `qualify`, `lateral`, `tablesample`, which it
+  refuses itself);
 - one sink drained at a time: fakesnow's connections share one DuckDB database.
 
 Each handler matches, in full, one statement shape the target sends; any other
@@ -81,6 +87,36 @@ ALTER_TYPE = re.compile(
     r"SET DATA TYPE (?P<type>.+)",
     FLAGS,
 )
+
+CREATE_TABLE = re.compile(
+    r"CREATE (?:OR REPLACE )?(?:TEMPORARY |TRANSIENT )?TABLE (?:IF NOT EXISTS )?"
+    r"(?P<table>\S+?)\s*\((?P<body>.*)\)",
+    FLAGS,
+)
+ADD_COLUMN = re.compile(
+    r"ALTER TABLE (?P<table>\S+) ADD COLUMN (?P<column>\S+) (?P<type>.+)", FLAGS
+)
+TABLE_CONSTRAINT = re.compile(
+    r"(?:CONSTRAINT \S+ )?(?:PRIMARY KEY|UNIQUE|FOREIGN KEY|CHECK)\s*\(.*", FLAGS
+)
+# fmt: off
+SNOWFLAKE_RESERVED = frozenset((
+    "ALL", "ALTER", "AND", "ANY", "AS", "BETWEEN", "BY", "CASE", "CAST", "CHECK",
+    "COLUMN", "CONNECT", "CONNECTION", "CONSTRAINT", "CREATE", "CROSS", "CURRENT",
+    "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP", "CURRENT_USER", "DATABASE",
+    "DELETE", "DISTINCT", "DROP", "ELSE", "EXISTS", "FALSE", "FOLLOWING", "FOR",
+    "FROM", "FULL", "GRANT", "GROUP", "GSCLUSTER", "HAVING", "ILIKE", "IN",
+    "INCREMENT", "INNER", "INSERT", "INTERSECT", "INTO", "IS", "ISSUE", "JOIN",
+    "LATERAL", "LEFT", "LIKE", "LOCALTIME", "LOCALTIMESTAMP", "MINUS", "NATURAL",
+    "NOT", "NULL", "OF", "ON", "OR", "ORDER", "ORGANIZATION", "QUALIFY", "REGEXP",
+    "REVOKE", "RIGHT", "RLIKE", "ROW", "ROWS", "SAMPLE", "SCHEMA", "SELECT", "SET",
+    "SOME", "START", "TABLE", "TABLESAMPLE", "THEN", "TO", "TRIGGER", "TRUE",
+    "TRY_CAST", "UNION", "UNIQUE", "UPDATE", "USING", "VALUES", "VIEW", "WHEN",
+    "WHENEVER", "WHERE", "WINDOW", "WITH",
+))
+# fmt: on
+"""Snowflake's reserved keywords, from its SQL reference ("Reserved & limited
+keywords"): not usable unquoted as a table or column name."""
 
 PUT_COLUMNS = (
     *("source", "target", "source_size", "target_size"),
@@ -195,6 +231,7 @@ class Emulation:
             return execute(cursor, result(COPY_COLUMNS, rows))
         if match := ALTER_TYPE.fullmatch(statement):
             refuse_type_change(cursor, match)
+        refuse_reserved_names(statement)
         return execute(cursor, command, *args, **kwargs)
 
     def put(self, match: re.Match[str], params: object) -> tuple[str | int, ...]:
@@ -270,6 +307,40 @@ def refuse_type_change(cursor: FakeSnowflakeCursor, match: re.Match[str]) -> Non
             errno=2108,
             sqlstate="22000",
         )
+
+
+def defined_names(statement: str) -> list[str]:
+    """The table and column names a CREATE TABLE or ADD COLUMN defines, as written."""
+    if match := ADD_COLUMN.fullmatch(statement):
+        return [*match["table"].split("."), match["column"]]
+    if not (match := CREATE_TABLE.fullmatch(statement)):
+        return []
+    names = match["table"].split(".")
+    depth, definition = 0, ""
+    for char in f"{match['body']},":
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            words = definition.split()
+            if words and not TABLE_CONSTRAINT.fullmatch(definition.strip()):
+                names.append(words[0])
+            definition = ""
+        else:
+            definition += char
+    return names
+
+
+def refuse_reserved_names(statement: str) -> None:
+    """Raise Snowflake's syntax error 001003 for an unquoted reserved name."""
+    for name in defined_names(statement):
+        if not name.startswith('"') and name.upper() in SNOWFLAKE_RESERVED:
+            raise ProgrammingError(
+                msg=(
+                    "SQL compilation error:\nsyntax error line 1 at position 0 "
+                    f"unexpected '{name}'."
+                ),
+                errno=1003,
+                sqlstate="42000",
+            )
 
 
 TYPE = re.compile(r"(?P<name>[A-Z][A-Z0-9_ ]*?)\s*(?:\((?P<size>[0-9, ]+)\))?")
