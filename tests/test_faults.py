@@ -333,7 +333,7 @@ def test_a_damaged_member_names_the_file_and_row(
         run.stderr
     )
     assert "(read for its types before any row went out)" in run.stderr
-    assert not run.records("rows")
+    assert not run.records("rows_table")
     assert run.bookmark(POSTS) is None
 
 
