@@ -356,7 +356,7 @@ def test_members_not_loaded_are_listed_with_their_reasons(
 
     assert archive.tables == {
         "campaigns": ["Campaigns.csv"],
-        "inner": ["outer.zip/Inner.csv"],
+        "inner_table": ["outer.zip/Inner.csv"],
         # A name with no letter is named by a hash of its text, not dropped.
         str(table_name("---.csv")): ["---.csv"],
     }

@@ -414,6 +414,15 @@ def export_unreadable_at_discovery(stand_in: OktopostStandIn, tmp_path: Path) ->
     return tap(stand_in, tmp_path, settings={"max_archive_bytes": 100}, discover=True)
 
 
+@case("Streams <a> and <b> differ only by case (after stream_maps): ...")
+def stream_names_differing_by_case(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    return tap(
+        stand_in,
+        tmp_path,
+        settings={"stream_maps": {"posts": {"__alias__": "Campaigns"}}},
+    )
+
+
 @case(
     "Setting primary_keys: table <t> is keyed by <cols>, but export <id>'s file <f> "
     "has no column <c>...",
