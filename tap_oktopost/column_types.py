@@ -38,18 +38,26 @@ TYPE_NAMES = [t.value for t in ColumnType if t is not ColumnType.NULL]
 
 INTEGER_MIN = -(2**63)
 INTEGER_MAX = 2**63 - 1
-"""A warehouse's 64-bit integer column holds these; larger integers are numbers."""
+"""A warehouse's 64-bit integer column holds these; larger integers are text."""
+
+FLOAT_DIGITS = 15
+"""Significant digits any decimal keeps through a 64-bit float and back (DBL_DIG):
+target-snowflake and DuckDB store a `number` column as one, so an inferred number
+has no more."""
 
 _LONGEST_INTEGER = len(str(INTEGER_MIN))
 
 # Value patterns, written so that "\n" or the end of the text ends a value: a whole
-# column is checked with one match over its values joined by newlines. Negative
-# zero is text: a number column would lose its sign.
-_NEGATIVE_ZERO = r"0(?:\.0+)?(?:[eE][-+]?[0-9]+)?(?:\n|\Z)"
+# column is checked with one match over its values joined by newlines. A number is
+# written in plain decimal notation (sign, digits, one point): that is how a JSON
+# number of the value is written again, so the text reaches the warehouse as it was.
+# Exponents, `+`, `.5`, `5.`, leading zeros and separators are text. Negative zero
+# is text too: a number column would lose its sign.
+_NEGATIVE_ZERO = r"0(?:\.0+)?(?:\n|\Z)"
 _INTEGER_TEXT = r"(?:0|-?[1-9][0-9]{0,18})"
-_NUMBER_TEXT = (
-    rf"(?:-(?!{_NEGATIVE_ZERO}))?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
-)
+_NUMBER_TEXT = rf"(?:-(?!{_NEGATIVE_ZERO}))?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
+# A Decimal below 1e-6 writes itself with an exponent (`0.0000001` as `1E-7`).
+_TINY_NUMBER = re.compile(r"(?:^|\n)-?0\.0{6}[0-9]")
 _DATE_TEXT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # and a calendar check
 _TIME_TEXT = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
 _OFFSET_TEXT = r"Z|[-+](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?"
@@ -107,6 +115,30 @@ def _parse_number(value: str) -> Decimal:
     return Decimal(value)
 
 
+def _significant_digits(value: str) -> int:
+    return len(value.lstrip("-").replace(".", "", 1).lstrip("0"))
+
+
+def _written_as_float(column: Iterable[str], text: str) -> bool:
+    """Say whether numbers keep their text through a float and a JSON Decimal.
+
+    Counts written digits, trailing zeros included, so `1.50` stays `1.50` too.
+    """
+    return _TINY_NUMBER.search(text) is None and all(
+        _significant_digits(value) <= FLOAT_DIGITS
+        for value in column
+        if len(value) > FLOAT_DIGITS
+    )
+
+
+def _parse_inferred_number(value: str) -> Decimal:
+    """Parse a number a column could be typed by: one a float keeps as written."""
+    number = _parse_number(value)
+    if not _written_as_float((value,), value):
+        raise ValueError(value)
+    return number
+
+
 def _parse_boolean(value: str) -> bool:
     try:
         return _BOOLEANS[value.lower()]
@@ -158,7 +190,9 @@ CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
     ColumnType.DATE_TIME: _parse_date_time,
     ColumnType.STRING: _keep_string,
 }
-"""Parse a non-empty cell; raise ValueError when it does not fit the type."""
+"""Parse a non-empty cell; raise ValueError when it does not fit the type.
+
+A column pinned `number` takes any plain decimal: PostgreSQL's numeric keeps it."""
 
 
 def _known_boolean(value: str) -> bool:
@@ -191,11 +225,14 @@ _NARROWEST_FIRST = (
 )
 
 
+_INFERRED = {**CONVERTERS, ColumnType.NUMBER: _parse_inferred_number}
+
+
 def classify(value: str) -> ColumnType:
     """Give the narrowest type of one non-empty cell."""
     for column_type in _NARROWEST_FIRST:
         try:
-            CONVERTERS[column_type](value)
+            _INFERRED[column_type](value)
         except ValueError:
             continue
         return column_type
@@ -233,8 +270,10 @@ def _holds_integers(column: Sequence[str], text: str) -> bool:
     )
 
 
-def _holds_numbers(_: Sequence[str], text: str) -> bool:
-    return _NUMBER_COLUMN.fullmatch(text) is not None
+def _holds_numbers(column: Sequence[str], text: str) -> bool:
+    return _NUMBER_COLUMN.fullmatch(text) is not None and _written_as_float(
+        column, text
+    )
 
 
 def _holds_dates(column: Sequence[str], text: str) -> bool:

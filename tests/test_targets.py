@@ -872,9 +872,12 @@ def huge_integer_cell(rng: random.Random) -> str:
 
 
 def decimal_cell(rng: random.Random) -> str:
-    if rng.random() < 0.1:
-        return f"{rng.randint(1, 99)}.{rng.randint(1, 9)}E+{rng.randint(0, 3)}"
     return f"{rng.randint(-(10**6), 10**6)}.{rng.randint(0, 999):03d}"
+
+
+def exponent_cell(rng: random.Random) -> str:
+    """A number as text: its JSON number would be written otherwise."""
+    return f"{rng.randint(1, 99)}.{rng.randint(1, 9)}E+{rng.randint(0, 3)}"
 
 
 def date_cell(rng: random.Random) -> str:
@@ -914,8 +917,9 @@ DRIFT_COLUMNS: dict[str, tuple[Cell, Cell, str]] = {
     "Int To Text": (integer_cell, either(word_cell, integer_cell), "string"),
     "Date To Timestamp": (date_cell, either(date_time_cell, date_cell), "date-time"),
     "Bool To Text": (boolean_cell, either(word_cell, boolean_cell), "string"),
-    "Int To Huge": (integer_cell, either(huge_integer_cell, integer_cell), "number"),
-    "Huge Id": (huge_integer_cell, huge_integer_cell, "number"),
+    "Int To Huge": (integer_cell, either(huge_integer_cell, integer_cell), "string"),
+    "Huge Id": (huge_integer_cell, huge_integer_cell, "string"),
+    "Exponent": (decimal_cell, either(exponent_cell, decimal_cell), "string"),
     "Clicks": (integer_cell, integer_cell, "integer"),
     "Rate": (decimal_cell, decimal_cell, "number"),
     "Day": (date_cell, date_cell, "date"),
@@ -942,7 +946,7 @@ FITS: dict[str, Cell] = {
 """Values that fit each type."""
 MISFITS: dict[str, Cell] = {
     "integer": either(word_cell, decimal_cell, huge_integer_cell, date_cell),
-    "number": either(word_cell, date_cell, fixed("1,5")),
+    "number": either(word_cell, date_cell, exponent_cell, fixed("1,5")),
     "date": either(date_time_cell, word_cell, fixed("2026-02-30"), fixed("02/11/2026")),
     "date-time": either(word_cell, fixed("2026-13-01 10:00:00")),
     "boolean": either(word_cell, integer_cell, fixed("yes")),
