@@ -326,6 +326,7 @@ def scan_types(
     rows: Iterable[list[str]],
     width: int,
     start_types: Sequence[ColumnType] | None = None,
+    skip: Sequence[str] | None = None,
 ) -> list[ColumnType]:
     """Give each of the first `width` columns the narrowest type holding every value.
 
@@ -334,8 +335,9 @@ def scan_types(
     fraction of building records. (Columns are cut from one flat list: `zip(*chunk)`
     would hold an iterator per row and set off the garbage collector.) Blank rows
     and missing trailing values count as empty; values beyond `width` are not
-    typed. Every row is read, even once all columns are text, so that the whole
-    input is known to decode.
+    typed. Rows equal to `skip` (a header repeated in the data) are left out.
+    Every row is read, even once all columns are text, so that the whole input is
+    known to decode.
     """
     types = list(start_types or [ColumnType.NULL] * width)
     chunk_rows = max(16, SCAN_CHUNK_VALUES // max(width, 1))
@@ -350,6 +352,8 @@ def scan_types(
         if not open_positions:
             collections.deque(iterator, maxlen=0)
             break
+        if skip and skip in chunk:
+            chunk = [row for row in chunk if row != skip]
         if set(map(len, chunk)) != {width}:
             chunk = [(row + padding)[:width] for row in chunk]
         values = list(itertools.chain.from_iterable(chunk))

@@ -420,6 +420,4 @@ def test_numbers_a_float_would_round_make_their_column_text_unless_pinned(
 def test_integers_of_64_bits_stay_integers_past_a_floats_digits() -> None:
     column = [INT64_MAX, "-9223372036854775808", "1234567890123456", "7"]
     assert scan_types([[value] for value in column], 1) == [ColumnType.INTEGER]
-    assert scan_types([[value] for value in [*column, "1.5"]], 1) == [
-        ColumnType.STRING
-    ]
+    assert scan_types([[value] for value in [*column, "1.5"]], 1) == [ColumnType.STRING]

@@ -96,7 +96,7 @@ def test_bytes_cp1252_leaves_undefined_are_read_as_latin1() -> None:
 def test_nul_bytes_are_dropped_with_a_note() -> None:
     assert read(b"Id,Name\n1,a\x00b\n\x00\x00\x002,c\n") == (
         [["Id", "Name"], ["1", "ab"], ["2", "c"]],
-        ["NUL bytes were dropped"],
+        ["NUL characters were dropped from 2 line(s), the first line 2"],
     )
 
 
@@ -115,7 +115,8 @@ def test_a_head_sample_decides_and_later_odd_bytes_are_replaced_with_a_note() ->
     assert source.decoding == decoding_of(b"Id,Name\n1,Gr\xc3\xbc", whole=False)
     assert rows[1:] == [["1", "Grüße"], ["2", "caf\ufffd"]]
     assert source.repairs() == [
-        "bytes that are not UTF-8 after the first ones were replaced by U+FFFD"
+        "1 damaged byte sequence(s) that are not UTF-8 were replaced by U+FFFD, "
+        "the first on line 3"
     ]
 
 
@@ -285,9 +286,11 @@ def random_table(rng: random.Random, alphabet: str) -> list[list[str]]:
     ]
 
 
-def csv_bytes(rows: list[list[str]], encoding: str) -> bytes:
+def csv_bytes(
+    rows: list[list[str]], encoding: str, quoting: int = csv.QUOTE_MINIMAL
+) -> bytes:
     text = io.StringIO(newline="")
-    csv.writer(text, lineterminator="\r\n").writerows(rows)
+    csv.writer(text, lineterminator="\r\n", quoting=quoting).writerows(rows)
     return text.getvalue().encode(encoding)
 
 
@@ -301,9 +304,9 @@ def test_random_text_decodes_back_exactly(seed: int, encoding: str) -> None:
     if seed % 5 == 0 and encoding != "cp1252":
         rows[0][0] = "\ufeff" + rows[0][0]  # a BOM character in the text itself
     if encoding == "utf-16-be-bom":
-        data = codecs.BOM_UTF16_BE + csv_bytes(rows, "utf-16-be")
+        data = codecs.BOM_UTF16_BE + csv_bytes(rows, "utf-16-be", csv.QUOTE_ALL)
     else:
-        data = csv_bytes(rows, encoding)
+        data = csv_bytes(rows, encoding, csv.QUOTE_ALL)  # `;` in a one-column header
     if encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
         rows[0][0] = rows[0][0].removeprefix("\ufeff")  # reads as the file's BOM
     scan = scan_member(Member(data))
