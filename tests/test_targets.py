@@ -51,6 +51,7 @@ from tests.oktopost_stand_in import (
     demo_exports,
     make_zip,
 )
+from tests.test_values import NUMBER_COLUMNS, number_rows
 
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
@@ -1392,3 +1393,43 @@ def test_flattening_spreads_the_destination_object(
     assert "Destination__Email" in properties
     assert "Destination" not in properties
     assert len(run.records("posts")) == 40
+
+
+# -- Numbers keep their text (issue 19) ------------------------------------------------
+
+NUMBER_SEEDS = range(3)
+
+
+def add_number_exports(stand_in: OktopostStandIn) -> dict[str, list[list[str]]]:
+    """An export per seed, each a CSV of `number_rows`; table name -> its rows."""
+    tables = {}
+    for seed in NUMBER_SEEDS:
+        stand_in.add_export(
+            export_with(
+                f"03200000000041{seed}",
+                {f"Numbers{seed}.csv": csv_text(number_rows(seed))},
+            )
+        )
+        tables[f"numbers{seed}"] = number_rows(seed)
+    return tables
+
+
+def test_postgres_holds_each_number_as_written(project: Project) -> None:
+    """numeric keeps a number's digits, trailing zeros included: read back as text,
+    each value is the CSV's text; what a float would round arrives as text."""
+    tables = add_number_exports(project.stand_in)
+    project.run("target-postgres")
+
+    names = [name for name, _ in NUMBER_COLUMNS.values()]
+    for table, rows in tables.items():
+        types = column_types(project.schema, table)
+        assert {name: types[name] for name in names} == {
+            name: PG_TYPES[column_type] for name, column_type in NUMBER_COLUMNS.values()
+        }
+        loaded = sql(
+            f"select {', '.join(f'{name}::text' for name in names)} "  # noqa: S608
+            'from :"schema".:"table" order by _sdc_row_number',
+            schema=project.schema,
+            table=table,
+        )
+        assert loaded == rows[1:], table

@@ -85,54 +85,66 @@ def csv_of(rows: list[list[str]], delimiter: str = ",") -> str:
 # -- 1. Numbers keep their text ---------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_numbers_reach_the_record_as_written_or_stay_text(
-    stand_in: OktopostStandIn, seed: int
-) -> None:
+NUMBER_COLUMNS = {
+    # header: (column, the type it is given)
+    "Id": ("id", "integer"),
+    "Amount": ("amount", "number"),
+    "Code": ("code", "string"),
+    "Wide": ("wide", "string"),
+    "Huge Id": ("huge_id", "string"),
+}
+
+
+def number_rows(seed: int) -> list[list[str]]:
+    """A CSV (header first) of the classes of item 1: integers up to 64 bits, plain
+    decimals a float keeps (trailing zeros, tiny and 15-digit ones), a column with
+    one number written otherwise (exponent, `+`, `.5`, `1,000`, `NaN`, ...), one
+    with a decimal a float would round, and integers past 64 bits."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data
     count = rng.randint(5, 120)
     odd_row, wide_row = rng.randrange(count), rng.randrange(count)
-    rows = [["Id", "Amount", "Code", "Wide"]]
+    rows = [list(NUMBER_COLUMNS)]
     for number in range(count):
+        integer = rng.choice(
+            [rng.randint(-(10**6), 10**6), 2**63 - 1, -(2**63), 10**15 + number]
+        )
         rows.append(
             [
-                str(
-                    rng.choice(
-                        [
-                            rng.randint(-(10**6), 10**6),
-                            2**63 - 1,
-                            -(2**63),
-                            rng.randint(10**15, 10**18),
-                        ]
-                    )
-                ),
+                str(integer),
                 plain_number(rng, rng.randint(1, 15)) if number else "0.50",
                 unplain_number(rng) if number == odd_row else str(rng.randint(0, 999)),
                 plain_number(rng, rng.randint(16, 30))
                 if number == wide_row
                 else plain_number(rng, rng.randint(1, 15)),
+                str(rng.choice([1, -1]) * rng.randint(2**63 + 1, 10**30)),
             ]
         )
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_numbers_reach_the_record_as_written_or_stay_text(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    rows = number_rows(seed)
     run = sync_members(stand_in, {MEMBER: csv_of(rows)})
 
     assert run.returncode == 0, run.stderr[-2000:]
     types = column_types(run, "posts")
-    assert [types[name] for name in ("id", "amount", "code", "wide")] == [
-        "integer",
-        "number",
-        "string",
-        "string",
-    ]
-    written = records_as_written(run, "posts")
-    parsed = run.records("posts")
-    assert [[r[n] for n in ("id", "amount", "code", "wide")] for r in written] == (
-        rows[1:]
+    assert {name: types[name] for name, _ in NUMBER_COLUMNS.values()} == dict(
+        NUMBER_COLUMNS.values()
     )
-    for record in parsed:
-        assert type(record["id"]) is int
-        assert isinstance(record["amount"], (int, float, Decimal))
-        assert isinstance(record["code"], str)
-        assert isinstance(record["wide"], str)
+    names = [name for name, _ in NUMBER_COLUMNS.values()]
+    written = records_as_written(run, "posts")
+    assert [[record[name] for name in names] for record in written] == rows[1:]
+    json_types: dict[str, tuple[type, ...]] = {
+        "integer": (int,),
+        "number": (int, float, Decimal),
+        "string": (str,),
+    }
+    for record in run.records("posts"):
+        for name, column_type in NUMBER_COLUMNS.values():
+            assert isinstance(record[name], json_types[column_type]), name
     assert not warnings_of(run)
 
 
