@@ -51,7 +51,14 @@ from tests.oktopost_stand_in import (
     demo_exports,
     make_zip,
 )
-from tests.test_values import NUMBER_COLUMNS, number_rows
+from tests.test_values import (
+    NUMBER_COLUMNS,
+    WIDE_TEXT,
+    damage,
+    number_rows,
+    text_value,
+    with_nul,
+)
 
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
@@ -1433,3 +1440,71 @@ def test_postgres_holds_each_number_as_written(project: Project) -> None:
             table=table,
         )
         assert loaded == rows[1:], table
+
+
+def awkward_files(seed: int) -> dict[str, tuple[bytes, list[list[str]]]]:
+    """Files of issue 19's classes: member -> (bytes, the rows it holds as text).
+
+    NUL in a UTF-16 file, a damaged UTF-8 file, a cp1252 file, a `;` file with
+    decimal commas, a file with its header repeated, and an Excel owner file."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    files: dict[str, tuple[bytes, list[list[str]]]] = {}
+    rows = [[f"N{n}", text_value(rng, WIDE_TEXT)] for n in range(1, 30)]
+    lines = ["Key,Name"] + [f"{key},{with_nul(rng, name)}" for key, name in rows]
+    files["Nul.csv"] = ("\r\n".join(lines).encode("utf-16"), rows)
+    rows, data = [], [b"Key,Name"]
+    for n in range(1, 60):
+        name = text_value(rng, WIDE_TEXT)
+        if n % 20 == 7:
+            damaged, name = damage(rng, name)
+            data.append(f"D{n},".encode() + damaged)
+        else:
+            data.append(f"D{n},{name}".encode())
+        rows.append([f"D{n}", name])
+    files["Damaged.csv"] = (b"\r\n".join(data), rows)
+    rows = [[f"L{n}", text_value(rng) + "é"] for n in range(1, 40)]
+    files["Legacy.csv"] = (csv_text([["Key", "Name"], *rows]).encode("cp1252"), rows)
+    rows = [
+        [f"S{n}", f"{rng.randint(0, 999)},{rng.randint(0, 99):02d}"] for n in range(30)
+    ]
+    semicolon = "Key;Amount\r\n" + "".join(";".join(row) + "\r\n" for row in rows)
+    files["Semicolon.csv"] = (semicolon.encode(), rows)
+
+    rows = [[f"J{n}", str(n)] for n in range(40)]
+    joined = [["Key", "Count"], *rows[:15], ["Key", "Count"], *rows[15:]]
+    files["Joined.csv"] = (csv_text(joined).encode(), rows)
+    return files
+
+
+def test_postgres_holds_every_awkward_files_values_as_written(
+    project: Project,
+) -> None:
+    """Through `meltano run`: NUL never reaches PostgreSQL (it would refuse the
+    load), damaged UTF-8 keeps its other characters, cp1252 and `;` files read right,
+    a repeated header is no row, an owner file is no table or column."""
+    expected: dict[str, list[list[str]]] = {}
+    for seed in NUMBER_SEEDS:
+        files = awkward_files(seed)
+        members: dict[str, str | bytes] = {n: data for n, (data, _) in files.items()}
+        members["~$Joined.csv"] = random.Random(seed).randbytes(162)  # noqa: S311
+        export_id = f"03200000000042{seed}"
+        project.stand_in.add_export(export_with(export_id, members))
+        for member, (_, rows) in files.items():
+            kept = expected.setdefault(member.removesuffix(".csv").lower(), [])
+            kept += [[export_id, *row] for row in rows]
+    project.run("target-postgres")
+
+    for table, rows in expected.items():
+        columns = [
+            name
+            for name in column_types(project.schema, table)
+            if name not in METADATA_PROPERTIES and not name.startswith("_sdc")
+        ]
+        assert len(columns) == 2, (table, columns)
+        loaded = sql(
+            f"select export_id, {', '.join(f'{c}::text' for c in columns)} "  # noqa: S608
+            'from :"schema".:"table" order by export_id, _sdc_row_number',
+            schema=project.schema,
+            table=table,
+        )
+        assert loaded == rows, table
