@@ -209,7 +209,6 @@ class _Replacements:
     def __init__(self) -> None:
         self.uses = 0
         self.stray_bytes = 0
-        self.cut_bytes = 0
 
     def __call__(self, error: UnicodeError) -> tuple[str, int]:
         if not isinstance(error, UnicodeDecodeError):
@@ -217,12 +216,10 @@ class _Replacements:
         self.uses += 1
         if error.end - error.start == 1:
             self.stray_bytes += 1
-        else:
-            self.cut_bytes += error.end - error.start
         return "\ufffd", error.end
 
-    def counts(self) -> tuple[int, int, int]:
-        return self.uses, self.stray_bytes, self.cut_bytes
+    def counts(self) -> tuple[int, int]:
+        return self.uses, self.stray_bytes
 
 
 _LATIN1_ERRORS = "tap-oktopost-undefined-as-latin1"
@@ -271,7 +268,7 @@ def decoding_of(head: bytes, *, whole: bool) -> Decoding:
         return UTF_16
     if head.isascii():
         return UTF_8
-    _, stray_before, _ = _REPLACEMENTS.counts()
+    _, stray_before = _REPLACEMENTS.counts()
     codecs.getincrementaldecoder("utf-8")(_Replacements.name).decode(head, final=whole)
     stray = _REPLACEMENTS.stray_bytes - stray_before
     text = head.removeprefix(codecs.BOM_UTF8)
@@ -468,7 +465,7 @@ class CsvSource:
 
     def evidence(self) -> tuple[int, int]:
         """Give the non-ASCII bytes read and, of them, the stray ones."""
-        _, stray_before, _ = self._counts_before
+        _, stray_before = self._counts_before
         return self._bytes.non_ascii, _REPLACEMENTS.stray_bytes - stray_before
 
     def replacements(self) -> int:
