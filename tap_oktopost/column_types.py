@@ -56,8 +56,9 @@ _LONGEST_INTEGER = len(str(INTEGER_MIN))
 _NEGATIVE_ZERO = r"0(?:\.0+)?(?:\n|\Z)"
 _INTEGER_TEXT = r"(?:0|-?[1-9][0-9]{0,18})"
 _NUMBER_TEXT = rf"(?:-(?!{_NEGATIVE_ZERO}))?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
-# A Decimal below 1e-6 writes itself with an exponent (`0.0000001` as `1E-7`).
-_TINY_NUMBER = re.compile(r"(?:^|\n)-?0\.0{6}[0-9]")
+# A number a column is typed by: not below 1e-6, which a Decimal writes with an
+# exponent (`0.0000001` as `1E-7`); and see `_float_keeps`.
+_INFERRED_NUMBER_TEXT = rf"(?!-?0\.0{{6}}[0-9]){_NUMBER_TEXT}"
 _DATE_TEXT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # and a calendar check
 _TIME_TEXT = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
 _OFFSET_TEXT = r"Z|[-+](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?"
@@ -65,6 +66,7 @@ _OFFSET_TEXT = r"Z|[-+](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?"
 _INTEGER = re.compile(_INTEGER_TEXT)
 _SHORT_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,17}")  # always in range
 _NUMBER = re.compile(_NUMBER_TEXT)
+_INFERRED_NUMBER = re.compile(_INFERRED_NUMBER_TEXT)
 _DATE = re.compile(_DATE_TEXT)
 _DATE_TIME = re.compile(
     rf"({_DATE_TEXT})[T ]((?:[01][0-9]|2[0-3]):[0-5][0-9])"
@@ -81,7 +83,7 @@ def _column_pattern(value_pattern: str) -> re.Pattern[str]:
 
 
 _INTEGER_COLUMN = _column_pattern(_INTEGER_TEXT)
-_NUMBER_COLUMN = _column_pattern(_NUMBER_TEXT)
+_INFERRED_NUMBER_COLUMN = _column_pattern(_INFERRED_NUMBER_TEXT)
 _DATE_COLUMN = _column_pattern(_DATE_TEXT)
 _DATE_TIME_COLUMN = _column_pattern(
     rf"{_DATE_TEXT}(?:[T ]{_TIME_TEXT}(?:{_OFFSET_TEXT})?)?"  # date-time or date
@@ -119,12 +121,12 @@ def _significant_digits(value: str) -> int:
     return len(value.lstrip("-").replace(".", "", 1).lstrip("0"))
 
 
-def _written_as_float(column: Iterable[str], text: str) -> bool:
-    """Say whether numbers keep their text through a float and a JSON Decimal.
+def _float_keeps(column: Sequence[str]) -> bool:
+    """Say whether a 64-bit float keeps every number of a column exactly.
 
     Counts written digits, trailing zeros included, so `1.50` stays `1.50` too.
     """
-    return _TINY_NUMBER.search(text) is None and all(
+    return max(map(len, column)) <= FLOAT_DIGITS or all(
         _significant_digits(value) <= FLOAT_DIGITS
         for value in column
         if len(value) > FLOAT_DIGITS
@@ -133,10 +135,9 @@ def _written_as_float(column: Iterable[str], text: str) -> bool:
 
 def _parse_inferred_number(value: str) -> Decimal:
     """Parse a number a column could be typed by: one a float keeps as written."""
-    number = _parse_number(value)
-    if not _written_as_float((value,), value):
+    if _INFERRED_NUMBER.fullmatch(value) is None or not _float_keeps((value,)):
         raise ValueError(value)
-    return number
+    return Decimal(value)
 
 
 def _parse_boolean(value: str) -> bool:
@@ -271,9 +272,7 @@ def _holds_integers(column: Sequence[str], text: str) -> bool:
 
 
 def _holds_numbers(column: Sequence[str], text: str) -> bool:
-    return _NUMBER_COLUMN.fullmatch(text) is not None and _written_as_float(
-        column, text
-    )
+    return _INFERRED_NUMBER_COLUMN.fullmatch(text) is not None and _float_keeps(column)
 
 
 def _holds_dates(column: Sequence[str], text: str) -> bool:
