@@ -62,8 +62,10 @@ EMPTY = "empty file"
 NOT_CSV = "not a CSV file"
 MACOS_METADATA = "macOS metadata"
 HIDDEN = "hidden file"
+LOCK_FILE = "lock, owner or backup file of an editor"
+SYSTEM_FILE = "file a file manager keeps"
 NO_TABLE_NAME = "no letter or digit in its name to name a table after"
-QUIET_REASONS = frozenset({NOT_CSV, MACOS_METADATA, HIDDEN})
+QUIET_REASONS = frozenset({NOT_CSV, MACOS_METADATA, HIDDEN, LOCK_FILE, SYSTEM_FILE})
 """Reasons that are no news: files no export's data is in."""
 
 
@@ -113,10 +115,23 @@ def skip_reason(info: zipfile.ZipInfo) -> str | None:
     return _name_reason(info.filename) or _content_reason(info)
 
 
+# Office's owner files (`~$Posts.csv`, binary) and temporary files (`~WRL0001.tmp`),
+# LibreOffice's `.~lock.Posts.csv#`, Emacs's `.#Posts.csv` and `#Posts.csv#`, and
+# backups such as `Posts.csv~`: beside a CSV file, never its data.
+_LOCK_NAME = re.compile(r"~.*|\.~lock\..*#|\.#.*|#.*#|.*~", re.DOTALL)
+_SYSTEM_NAMES = frozenset(
+    {"thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store", ".localized", "icon\r"}
+)
+
+
 def _name_reason(name: str) -> str | None:
     parts = _PATH_PARTS.split(name)
     if "__MACOSX" in parts or parts[-1].startswith("._"):
         return MACOS_METADATA  # the folder and AppleDouble files macOS zips add
+    if _LOCK_NAME.fullmatch(parts[-1]):
+        return LOCK_FILE
+    if parts[-1].lower() in _SYSTEM_NAMES:
+        return SYSTEM_FILE
     if any(part.startswith(".") and part not in {".", ".."} for part in parts):
         return HIDDEN
     if not name.lower().endswith((".csv", ".csv.gz")) and not is_zip(name):

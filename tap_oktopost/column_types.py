@@ -38,18 +38,27 @@ TYPE_NAMES = [t.value for t in ColumnType if t is not ColumnType.NULL]
 
 INTEGER_MIN = -(2**63)
 INTEGER_MAX = 2**63 - 1
-"""A warehouse's 64-bit integer column holds these; larger integers are numbers."""
+"""A warehouse's 64-bit integer column holds these; larger integers are text."""
+
+FLOAT_DIGITS = 15
+"""Significant digits any decimal keeps through a 64-bit float and back (DBL_DIG):
+target-snowflake and DuckDB store a `number` column as one, so an inferred number
+has no more."""
 
 _LONGEST_INTEGER = len(str(INTEGER_MIN))
 
 # Value patterns, written so that "\n" or the end of the text ends a value: a whole
-# column is checked with one match over its values joined by newlines. Negative
-# zero is text: a number column would lose its sign.
-_NEGATIVE_ZERO = r"0(?:\.0+)?(?:[eE][-+]?[0-9]+)?(?:\n|\Z)"
+# column is checked with one match over its values joined by newlines. A number is
+# written in plain decimal notation (sign, digits, one point): that is how a JSON
+# number of the value is written again, so the text reaches the warehouse as it was.
+# Exponents, `+`, `.5`, `5.`, leading zeros and separators are text. Negative zero
+# is text too: a number column would lose its sign.
+_NEGATIVE_ZERO = r"0(?:\.0+)?(?:\n|\Z)"
 _INTEGER_TEXT = r"(?:0|-?[1-9][0-9]{0,18})"
-_NUMBER_TEXT = (
-    rf"(?:-(?!{_NEGATIVE_ZERO}))?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
-)
+_NUMBER_TEXT = rf"(?:-(?!{_NEGATIVE_ZERO}))?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
+# A number a column is typed by: not below 1e-6, which a Decimal writes with an
+# exponent (`0.0000001` as `1E-7`); and see `_float_keeps`.
+_INFERRED_NUMBER_TEXT = rf"(?!-?0\.0{{6}}[0-9]){_NUMBER_TEXT}"
 _DATE_TEXT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # and a calendar check
 _TIME_TEXT = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
 _OFFSET_TEXT = r"Z|[-+](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?"
@@ -57,6 +66,7 @@ _OFFSET_TEXT = r"Z|[-+](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?"
 _INTEGER = re.compile(_INTEGER_TEXT)
 _SHORT_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,17}")  # always in range
 _NUMBER = re.compile(_NUMBER_TEXT)
+_INFERRED_NUMBER = re.compile(_INFERRED_NUMBER_TEXT)
 _DATE = re.compile(_DATE_TEXT)
 _DATE_TIME = re.compile(
     rf"({_DATE_TEXT})[T ]((?:[01][0-9]|2[0-3]):[0-5][0-9])"
@@ -73,7 +83,7 @@ def _column_pattern(value_pattern: str) -> re.Pattern[str]:
 
 
 _INTEGER_COLUMN = _column_pattern(_INTEGER_TEXT)
-_NUMBER_COLUMN = _column_pattern(_NUMBER_TEXT)
+_INFERRED_NUMBER_COLUMN = _column_pattern(_INFERRED_NUMBER_TEXT)
 _DATE_COLUMN = _column_pattern(_DATE_TEXT)
 _DATE_TIME_COLUMN = _column_pattern(
     rf"{_DATE_TEXT}(?:[T ]{_TIME_TEXT}(?:{_OFFSET_TEXT})?)?"  # date-time or date
@@ -103,6 +113,29 @@ def _parse_integer(value: str) -> int:
 
 def _parse_number(value: str) -> Decimal:
     if _NUMBER.fullmatch(value) is None:
+        raise ValueError(value)
+    return Decimal(value)
+
+
+def _significant_digits(value: str) -> int:
+    return len(value.lstrip("-").replace(".", "", 1).lstrip("0"))
+
+
+def _float_keeps(column: Sequence[str]) -> bool:
+    """Say whether a 64-bit float keeps every number of a column exactly.
+
+    Counts written digits, trailing zeros included, so `1.50` stays `1.50` too.
+    """
+    return max(map(len, column)) <= FLOAT_DIGITS or all(
+        _significant_digits(value) <= FLOAT_DIGITS
+        for value in column
+        if len(value) > FLOAT_DIGITS
+    )
+
+
+def _parse_inferred_number(value: str) -> Decimal:
+    """Parse a number a column could be typed by: one a float keeps as written."""
+    if _INFERRED_NUMBER.fullmatch(value) is None or not _float_keeps((value,)):
         raise ValueError(value)
     return Decimal(value)
 
@@ -158,7 +191,9 @@ CONVERTERS: dict[ColumnType, Callable[[str], Any]] = {
     ColumnType.DATE_TIME: _parse_date_time,
     ColumnType.STRING: _keep_string,
 }
-"""Parse a non-empty cell; raise ValueError when it does not fit the type."""
+"""Parse a non-empty cell; raise ValueError when it does not fit the type.
+
+A column pinned `number` takes any plain decimal: PostgreSQL's numeric keeps it."""
 
 
 def _known_boolean(value: str) -> bool:
@@ -191,11 +226,14 @@ _NARROWEST_FIRST = (
 )
 
 
+_INFERRED = {**CONVERTERS, ColumnType.NUMBER: _parse_inferred_number}
+
+
 def classify(value: str) -> ColumnType:
     """Give the narrowest type of one non-empty cell."""
     for column_type in _NARROWEST_FIRST:
         try:
-            CONVERTERS[column_type](value)
+            _INFERRED[column_type](value)
         except ValueError:
             continue
         return column_type
@@ -233,8 +271,8 @@ def _holds_integers(column: Sequence[str], text: str) -> bool:
     )
 
 
-def _holds_numbers(_: Sequence[str], text: str) -> bool:
-    return _NUMBER_COLUMN.fullmatch(text) is not None
+def _holds_numbers(column: Sequence[str], text: str) -> bool:
+    return _INFERRED_NUMBER_COLUMN.fullmatch(text) is not None and _float_keeps(column)
 
 
 def _holds_dates(column: Sequence[str], text: str) -> bool:
@@ -287,6 +325,7 @@ def scan_types(
     rows: Iterable[list[str]],
     width: int,
     start_types: Sequence[ColumnType] | None = None,
+    skip: Sequence[str] | None = None,
 ) -> list[ColumnType]:
     """Give each of the first `width` columns the narrowest type holding every value.
 
@@ -295,8 +334,9 @@ def scan_types(
     fraction of building records. (Columns are cut from one flat list: `zip(*chunk)`
     would hold an iterator per row and set off the garbage collector.) Blank rows
     and missing trailing values count as empty; values beyond `width` are not
-    typed. Every row is read, even once all columns are text, so that the whole
-    input is known to decode.
+    typed. Rows equal to `skip` (a header repeated in the data) are left out.
+    Every row is read, even once all columns are text, so that the whole input is
+    known to decode.
     """
     types = list(start_types or [ColumnType.NULL] * width)
     chunk_rows = max(16, SCAN_CHUNK_VALUES // max(width, 1))
@@ -311,6 +351,8 @@ def scan_types(
         if not open_positions:
             collections.deque(iterator, maxlen=0)
             break
+        if skip and skip in chunk:
+            chunk = [row for row in chunk if row != skip]
         if set(map(len, chunk)) != {width}:
             chunk = [(row + padding)[:width] for row in chunk]
         values = list(itertools.chain.from_iterable(chunk))

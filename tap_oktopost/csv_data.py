@@ -15,6 +15,7 @@ import copy
 import csv
 import dataclasses
 import io
+import itertools
 import zipfile
 import zlib
 from typing import IO, TYPE_CHECKING, Any
@@ -129,7 +130,7 @@ class TableShape:
     ) -> None:
         """Add one file's columns, typed from its sample rows."""
         names = column_names(header, earlier)
-        types = scan_types(sample_rows, len(names))
+        types = scan_types(sample_rows, len(names), skip=header)
         for name, cell, column_type in zip(names, header, types, strict=True):
             known_type, known_cell = self.columns.get(name, (ColumnType.NULL, cell))
             self.columns[name] = (widen(known_type, column_type), known_cell)
@@ -171,21 +172,9 @@ class FieldTooLargeError(csv.Error):
     """A field or line past the max_csv_field_characters setting."""
 
 
-def _bounded_lines(text: IO[str], limit: int) -> Iterator[str]:
-    """Give the text's lines, refusing one longer than `limit` before reading more."""
-    while line := text.readline(limit + 1):
-        if len(line) > limit and not line.endswith(("\n", "\r")):
-            message = (
-                f"a line is longer than the {FIELD_LIMIT_SETTING} setting ({limit} "
-                "characters); raise it if the file is genuine"
-            )
-            raise FieldTooLargeError(message)
-        yield line
-
-
 def read_error_text(error: Exception) -> str:
     """Say what broke a file's reading, naming the setting for an oversized field."""
-    if isinstance(error, FieldTooLargeError):
+    if isinstance(error, (FieldTooLargeError, SeparatorError)):
         return str(error)
     if isinstance(error, csv.Error) and "field larger than field limit" in str(error):
         return (
@@ -214,24 +203,37 @@ def _undefined_as_latin1(error: UnicodeError) -> tuple[str, int]:
 
 
 class _Replacements:
-    """Replace what does not decode past a head sample, counting how often."""
+    """Replace bytes that are not UTF-8 by U+FFFD, counting them as evidence.
+
+    A stray byte (one no UTF-8 sequence starts or continues) is what text in
+    another encoding leaves; a cut sequence (a lead byte with its continuation
+    bytes, then no more) is what a damaged UTF-8 file leaves. One handler serves
+    the process: readers take the counts' difference over their own reads.
+    """
 
     name = "tap-oktopost-replace"
 
     def __init__(self) -> None:
         self.uses = 0
+        self.stray_bytes = 0
 
     def __call__(self, error: UnicodeError) -> tuple[str, int]:
         if not isinstance(error, UnicodeDecodeError):
             raise error
         self.uses += 1
+        if error.end - error.start == 1:
+            self.stray_bytes += 1
         return "\ufffd", error.end
+
+    def counts(self) -> tuple[int, int]:
+        return self.uses, self.stray_bytes
 
 
 _LATIN1_ERRORS = "tap-oktopost-undefined-as-latin1"
 codecs.register_error(_LATIN1_ERRORS, _undefined_as_latin1)
 _REPLACEMENTS = _Replacements()
 codecs.register_error(_Replacements.name, _REPLACEMENTS)
+_NON_ASCII_BYTES = bytes(range(128, 256))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,7 +245,7 @@ class Decoding:
     note: str | None = None
 
 
-UTF_8 = Decoding("utf-8-sig")
+UTF_8 = Decoding("utf-8-sig", _Replacements.name)
 UTF_16 = Decoding("utf-16")
 CP1252 = Decoding(
     "cp1252",
@@ -253,34 +255,45 @@ CP1252 = Decoding(
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
+def is_utf8_at_heart(non_ascii_bytes: int, stray_bytes: int) -> bool:
+    """Say whether bytes are UTF-8 text, perhaps damaged, rather than cp1252.
+
+    cp1252 text leaves its non-ASCII characters as stray bytes; UTF-8 text, even
+    with a damaged byte or a character cut short, has most of them in sequences.
+    So a file is cp1252 only when most of its non-ASCII bytes are stray.
+    """
+    return stray_bytes * 2 <= non_ascii_bytes
+
+
 def decoding_of(head: bytes, *, whole: bool) -> Decoding:
     """Decide a member's decoding from its first bytes (`whole`: all of them).
 
-    A UTF-16 BOM decides; else the bytes are UTF-8 when they all decode as such (a
-    character cut at the end of a head sample is allowed), else cp1252.
+    A UTF-16 BOM decides; else the evidence of `is_utf8_at_heart` (a character
+    cut at the end of a head sample is no evidence).
     """
     if head[:2] in _UTF16_BOMS:
         return UTF_16
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
-    except UnicodeDecodeError:
-        return CP1252
-    return UTF_8
+    if head.isascii():
+        return UTF_8
+    _, stray_before = _REPLACEMENTS.counts()
+    codecs.getincrementaldecoder("utf-8")(_Replacements.name).decode(head, final=whole)
+    stray = _REPLACEMENTS.stray_bytes - stray_before
+    text = head.removeprefix(codecs.BOM_UTF8)
+    non_ascii = len(text) - len(text.translate(None, _NON_ASCII_BYTES))
+    return UTF_8 if is_utf8_at_heart(non_ascii, stray) else CP1252
 
 
 class _MemberBytes(io.RawIOBase):
-    """A member's bytes, its first few put back, with NUL bytes dropped.
+    """A member's bytes, its first few put back, counting the non-ASCII ones.
 
-    NUL is no character a CSV value means, and warehouses such as PostgreSQL refuse
-    it in text. A UTF-8 BOM in front of text read as cp1252 is dropped too: it
-    would otherwise become "ï»¿" in the first column's name.
+    A UTF-8 BOM in front of text read as cp1252 is dropped: it would otherwise
+    become "ï»¿" in the first column's name.
     """
 
-    def __init__(self, binary: IO[bytes], head: bytes, *, drop_nul: bool) -> None:
+    def __init__(self, binary: IO[bytes]) -> None:
         self.binary = binary
-        self.head = head
-        self.drop_nul = drop_nul
-        self.dropped_nul = False
+        self.head = b""
+        self.non_ascii = 0
         self.drop_utf8_bom = False
         self.at_start = True
 
@@ -289,21 +302,74 @@ class _MemberBytes(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         size = len(buffer)
-        while True:
-            data = self.head[:size] or self.binary.read(size)
-            self.head = self.head[size:]
-            if not data:
-                return 0
-            if self.at_start:
-                self.at_start = False
+        data = self.head[:size] or self.binary.read(size)
+        self.head = self.head[size:]
+        if self.at_start and data:
+            self.at_start = False
+            if data.startswith(codecs.BOM_UTF8):
+                self.non_ascii -= len(codecs.BOM_UTF8)  # a mark, not text
                 if self.drop_utf8_bom:
-                    data = data.removeprefix(codecs.BOM_UTF8)
-            if self.drop_nul and b"\x00" in data:
-                data = data.replace(b"\x00", b"")
-                self.dropped_nul = True
-            if data:
-                buffer[: len(data)] = data
-                return len(data)
+                    data = data[len(codecs.BOM_UTF8) :] or self.binary.read(size)
+                    self.non_ascii = 0
+        if not data.isascii():
+            self.non_ascii += len(data) - len(data.translate(None, _NON_ASCII_BYTES))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class SeparatorError(csv.Error):
+    """A header line whose separator cannot be told."""
+
+
+SEPARATORS = (",", ";", "\t", "|")
+_SEPARATOR_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
+
+
+def _separator_counts(line: str) -> dict[str, int]:
+    """Count each separator outside quoted fields."""
+    outside = "".join(line.split('"')[::2])
+    return {separator: outside.count(separator) for separator in SEPARATORS}
+
+
+def separator_of(header: str, next_record: str | None = None) -> str:
+    """Give the separator of a CSV file from its header line (quotes respected).
+
+    The most frequent of `,` `;` tab `|` outside quotes; a tie is broken by the
+    one record after the header (`next_record`) holding as many, or is an error. A
+    header with none of them is one column, separated by commas.
+    """
+    counts = _separator_counts(header)
+    most = max(counts.values())
+    if most == 0:
+        return ","
+    tied = [separator for separator, count in counts.items() if count == most]
+    if len(tied) > 1 and next_record is not None:
+        following = _separator_counts(next_record)
+        tied = [separator for separator in tied if following[separator] == most]
+    if len(tied) == 1:
+        return tied[0]
+    names = " and ".join(
+        _SEPARATOR_NAMES[separator]
+        for separator, count in counts.items()
+        if count == most
+    )
+    message = (
+        f"cannot tell the CSV separator: the header line holds {names} "
+        f"{most} time(s) each, outside quotes, and the next line does not settle it"
+    )
+    raise SeparatorError(message)
+
+
+def _records_text(lines: Iterator[str], peeked: list[str]) -> str | None:
+    """Read the next non-blank record's text (its quotes closed), keeping its lines."""
+    text = ""
+    for line in lines:
+        peeked.append(line)
+        if text or line.strip("\r\n"):
+            text += line
+            if text.count('"') % 2 == 0:
+                return text
+    return text or None
 
 
 class CsvSource:
@@ -311,9 +377,12 @@ class CsvSource:
 
     Pass the `decoding` a whole-member scan decided (`scan_member`). Without one,
     as at discovery where only a head sample is read, the first `buffer_bytes`
-    decide once the first row is asked for, and bytes further on that do not
-    decode are replaced, with a note. Nothing is read before the first row, so
-    a damaged member fails where the caller reads rows.
+    decide once the first row is asked for. Nothing is read before the first row,
+    so a damaged member fails where the caller reads rows.
+
+    NUL characters are dropped after decoding, in every encoding: no CSV value
+    means one, and warehouses such as PostgreSQL refuse it in text. The separator
+    is read from the header line (`separator_of`).
     """
 
     def __init__(
@@ -324,48 +393,111 @@ class CsvSource:
     ) -> None:
         self.decoding = decoding
         """How the member is decoded; None until a head sample decides."""
-        self._bytes = _MemberBytes(binary, b"", drop_nul=decoding is not UTF_16)
+        self._bytes = _MemberBytes(binary)
         self._buffer_bytes = buffer_bytes
-        self._replacements_before = _REPLACEMENTS.uses
-        self.rows: Iterator[list[str]] = (
-            self._reader(decoding, decoding.errors)
-            if decoding is not None
-            else self._rows_decided_by_head()
-        )
-        """The CSV's rows; a blank line is an empty list."""
+        self._counts_before = _REPLACEMENTS.counts()
+        self._replaced = False
+        self.nul_lines = 0
+        """How many lines held NUL characters."""
+        self.first_nul_line: int | None = None
+        self.first_replaced_line: int | None = None
+        self._reader: Iterator[list[str]] | None = None
 
-    def _reader(self, decoding: Decoding, errors: str) -> Iterator[list[str]]:
-        self._bytes.drop_utf8_bom = decoding is CP1252
+    @property
+    def rows(self) -> Iterator[list[str]]:
+        """The CSV's rows; a blank line is an empty list.
+
+        Before the first row is read, an iterator that starts reading when asked.
+        """
+        return self._reader if self._reader is not None else self._rows_once_started()
+
+    def _rows_once_started(self) -> Iterator[list[str]]:
+        yield from self._start()
+
+    def _start(self) -> Iterator[list[str]]:
+        if self._reader is not None:
+            return self._reader
+        if self.decoding is None:
+            head = self._bytes.binary.read(self._buffer_bytes)
+            self.decoding = decoding_of(head, whole=len(head) < self._buffer_bytes)
+            self._bytes.head = head
+            self._counts_before = _REPLACEMENTS.counts()  # the decision's own
+        self._bytes.drop_utf8_bom = self.decoding is CP1252
         text = io.TextIOWrapper(
             io.BufferedReader(self._bytes, self._buffer_bytes),
-            encoding=decoding.encoding,
-            errors=errors,
+            encoding=self.decoding.encoding,
+            errors=self.decoding.errors,
             newline="",
         )
-        return csv.reader(_bounded_lines(text, _line_limit))
+        lines = self._lines(text)
+        peeked: list[str] = []
+        header = _records_text(lines, peeked) or ""
+        try:
+            separator = separator_of(header)
+        except SeparatorError:
+            separator = separator_of(header, _records_text(lines, peeked) or "")
+        self._reader = csv.reader(itertools.chain(peeked, lines), delimiter=separator)
+        return self._reader
 
-    def _rows_decided_by_head(self) -> Iterator[list[str]]:
-        head = self._bytes.binary.read(self._buffer_bytes)
-        self.decoding = decoding_of(head, whole=len(head) < self._buffer_bytes)
-        self._bytes.head = head
-        self._bytes.drop_nul = self.decoding is not UTF_16
-        errors = CP1252.errors if self.decoding is CP1252 else _Replacements.name
-        yield from self._reader(self.decoding, errors)
+    def _lines(self, text: IO[str]) -> Iterator[str]:
+        """Give the text's lines, refusing one past the limit before reading more."""
+        limit = _line_limit
+        replacements = _REPLACEMENTS
+        seen = replacements.uses
+        number = 0
+        while line := text.readline(limit + 1):
+            number += 1
+            if len(line) > limit and not line.endswith(("\n", "\r")):
+                message = (
+                    f"a line is longer than the {FIELD_LIMIT_SETTING} setting "
+                    f"({limit} characters); raise it if the file is genuine"
+                )
+                raise FieldTooLargeError(message)
+            if "\x00" in line:
+                line = line.replace("\x00", "")
+                self.nul_lines += 1
+                if self.first_nul_line is None:
+                    self.first_nul_line = number
+            if (
+                replacements.uses != seen
+                and self.first_replaced_line is None
+                and "\ufffd" in line
+            ):
+                self.first_replaced_line = number  # decoded ahead: maybe a later line
+            yield line
 
     def header(self) -> list[str] | None:
         """Read the first non-blank row, leaving `rows` at the first data row."""
-        return next((row for row in self.rows if row), None)
+        return next((row for row in self._start() if row), None)
+
+    def evidence(self) -> tuple[int, int]:
+        """Give the non-ASCII bytes read and, of them, the stray ones."""
+        _, stray_before = self._counts_before
+        return self._bytes.non_ascii, _REPLACEMENTS.stray_bytes - stray_before
+
+    def replacements(self) -> int:
+        """Give how many damaged byte sequences were replaced by U+FFFD."""
+        return _REPLACEMENTS.uses - self._counts_before[0]
 
     def repairs(self) -> list[str]:
         """Say what reading had to repair, for a warning that names the file."""
         notes = []
-        if self._bytes.dropped_nul:
-            notes.append("NUL bytes were dropped")
+        if self.first_nul_line is not None:
+            notes.append(
+                f"NUL characters were dropped from {self.nul_lines} line(s), "
+                f"the first line {self.first_nul_line}"
+            )
         if self.decoding is not None and self.decoding.note:
             notes.append(self.decoding.note)
-        if _REPLACEMENTS.uses > self._replacements_before:
+        if replaced := self.replacements():
+            where = (
+                f", the first on line {self.first_replaced_line}"
+                if self.first_replaced_line is not None
+                else ""
+            )
             notes.append(
-                "bytes that are not UTF-8 after the first ones were replaced by U+FFFD"
+                f"{replaced} damaged byte sequence(s) that are not UTF-8 were "
+                f"replaced by U+FFFD{where}"
             )
         return notes
 
@@ -391,20 +523,20 @@ def scan_member(
 ) -> MemberScan:
     """Decide a member's decoding and its columns' types from all of its bytes.
 
-    `open_member` opens the member from its start (it is called again when the
-    bytes turn out not to be UTF-8). Columns widen from `start_types` (by column
-    name; NULL for others); `pinned` columns keep their type and are not scanned.
+    `open_member` opens the member from its start (it is called again for a file
+    that is not UTF-8 at heart: see `is_utf8_at_heart`). Columns widen from
+    `start_types` (by column name; NULL for others); `pinned` columns keep their
+    type and are not scanned. Rows equal to the header are not data: not scanned.
     `earlier` holds the names the table already has (see `column_names`).
     """
     with open_member() as binary:
         bom = binary.read(2)
-    decoding = UTF_16 if bom in _UTF16_BOMS else UTF_8
-    try:
-        return _scan(open_member, decoding, start_types, pinned, earlier)
-    except UnicodeDecodeError:
-        if decoding is UTF_16:
-            raise
-    return _scan(open_member, CP1252, start_types, pinned, earlier)
+    if bom in _UTF16_BOMS:
+        return _scan(open_member, UTF_16, start_types, pinned, earlier)[0]
+    scan, source = _scan(open_member, UTF_8, start_types, pinned, earlier)
+    if is_utf8_at_heart(*source.evidence()):
+        return scan
+    return _scan(open_member, CP1252, start_types, pinned, earlier)[0]
 
 
 def _scan(
@@ -413,7 +545,7 @@ def _scan(
     start_types: Mapping[str, ColumnType] | None,
     pinned: Mapping[str, ColumnType] | None,
     earlier: EarlierNames | None,
-) -> MemberScan:
+) -> tuple[MemberScan, CsvSource]:
     fixed = pinned or {}
     with open_member() as binary:
         source = CsvSource(binary, decoding=decoding)
@@ -425,9 +557,13 @@ def _scan(
             else (start_types or {}).get(name, ColumnType.NULL)
             for name in names
         ]
-        scanned = scan_types(source.rows, len(names), start)
+        scanned = scan_types(source.rows, len(names), start, skip=header)
     types = [fixed.get(name, found) for name, found in zip(names, scanned, strict=True)]
-    return MemberScan(decoding, header, names, types)
+    return MemberScan(decoding, header, names, types), source
+
+
+_ROWS_NAMED = 20
+"""Rows a warning names at most."""
 
 
 class RecordBuilder:
@@ -437,7 +573,9 @@ class RecordBuilder:
     that does not fit its column's type leaves the column null, goes to
     `_sdc_unfit_values` as written, and is reported through `on_unfit(column name,
     row number, value)`. The columns named in `proven`, whose every value a scan
-    found to fit their type, are converted without checks.
+    found to fit their type, are converted without checks. A row equal to the
+    `header` (files joined end to end repeat it) is no data: it is skipped, keeping
+    its number, and named by `repairs`.
     """
 
     def __init__(
@@ -447,9 +585,14 @@ class RecordBuilder:
         metadata: Mapping[str, Any],
         on_unfit: Callable[[str, int, str], None] | None = None,
         proven: Collection[str] = (),
+        *,
+        header: Sequence[str] = (),
     ) -> None:
         self.names = list(names)
         self.on_unfit = on_unfit
+        self.header = list(header)
+        self.header_rows: list[int] = []
+        """Numbers of the rows skipped as equal to the header."""
         converters = [
             (PROVEN_CONVERTERS if name in proven else CONVERTERS)[column_type]
             for name, column_type in zip(self.names, types, strict=True)
@@ -467,12 +610,16 @@ class RecordBuilder:
     def records(self, rows: Iterable[list[str]]) -> Iterator[dict[str, Any]]:
         """Give a record per non-blank row, numbered from 1; `rows` follow a header."""
         names, typed, blank = self.names, self._typed, self._blank
+        header = self.header or None
         width = len(names)
         row_number = 0
         for row in rows:
             if not row:
                 continue
             row_number += 1
+            if row == header:
+                self.header_rows.append(row_number)
+                continue
             record = blank.copy()
             record[ROW_NUMBER] = row_number
             values = [value or None for value in row]
@@ -487,6 +634,17 @@ class RecordBuilder:
             if len(row) > width:
                 record[EXTRA_VALUES] = row[width:]
             yield record
+
+    def repairs(self) -> list[str]:
+        """Say which rows were skipped as the header, for a warning naming the file."""
+        if not self.header_rows:
+            return []
+        shown = ", ".join(map(str, self.header_rows[:_ROWS_NAMED]))
+        more = " and more" if len(self.header_rows) > _ROWS_NAMED else ""
+        return [
+            f"{len(self.header_rows)} row(s) equal to the header were skipped, "
+            f"not loaded as data: row(s) {shown}{more}"
+        ]
 
     def _fitting_values(
         self, row: list[str], row_number: int

@@ -538,6 +538,7 @@ class ExportFileStream(OktopostStream):
             },
             on_unfit=unfit.note,
             proven=proven,
+            header=scan.header,
         )
         delivered = 0
         failure = None
@@ -555,7 +556,7 @@ class ExportFileStream(OktopostStream):
         if failure is not None:
             raise failure  # out of the handler: no chained error to print
         unfit.summarise()
-        if repairs := source.repairs():
+        if repairs := source.repairs() + builder.repairs():
             self.logger.warning(
                 "Export %s, file %s: %s",
                 archive.run.export_id,

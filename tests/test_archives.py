@@ -391,7 +391,9 @@ def test_metadata_alone_is_an_info_line(
 
     (line,) = [r for r in caplog.records if "not loaded" in r.getMessage()]
     assert line.levelno == logging.INFO
-    assert line.getMessage().endswith("not loaded: .DS_Store (hidden file)")
+    assert line.getMessage().endswith(
+        "not loaded: .DS_Store (file a file manager keeps)"
+    )
 
 
 def test_metadata_and_empty_files_neither_load_nor_block_the_run(

@@ -48,7 +48,9 @@ ITEMS = csv_text(
     ]
 )
 CSV_STREAMS = ("posts", "post_stats", "campaigns", "items")
-PINS = {"items": {"note": "integer"}}  # "x,y" and the emoji go to _sdc_unfit_values
+PINS = {"items": {"note": "integer", "amount": "number"}}
+""""x,y" and the emoji go to _sdc_unfit_values; the 29-digit amount, text unless
+pinned (a float would round it), is a number to the last digit."""
 
 
 def batch_config(root: Path, size: int, compression: str = "gzip") -> dict[str, Any]:

@@ -78,15 +78,15 @@ def assert_same_value(column_type: ColumnType, text: str, converted: Any) -> Non
         ("+5", ColumnType.STRING),
         ("0012345", ColumnType.STRING),
         (INT64_MAX, ColumnType.INTEGER),
-        ("9223372036854775808", ColumnType.NUMBER),
+        ("9223372036854775808", ColumnType.STRING),
         ("-9223372036854775808", ColumnType.INTEGER),
-        ("-9223372036854775809", ColumnType.NUMBER),
-        ("1234567890123456789012", ColumnType.NUMBER),
+        ("-9223372036854775809", ColumnType.STRING),
+        ("1234567890123456789012", ColumnType.STRING),
         ("3.14", ColumnType.NUMBER),
         ("-0.5", ColumnType.NUMBER),
         ("-0.0", ColumnType.STRING),
         ("-0e3", ColumnType.STRING),
-        ("1e-3", ColumnType.NUMBER),
+        ("1e-3", ColumnType.STRING),
         ("00.5", ColumnType.STRING),
         ("true", ColumnType.BOOLEAN),
         ("FALSE", ColumnType.BOOLEAN),
@@ -326,3 +326,98 @@ def test_proven_converters_give_what_the_checked_ones_give(value: str) -> None:
         except ValueError:
             continue
         assert PROVEN_CONVERTERS[column_type](value) == expected
+
+
+def plain_number(rng: random.Random, digits: int) -> str:
+    """Give a number in plain decimal notation with `digits` significant digits."""
+    written = str(rng.randint(10 ** (digits - 1), 10**digits - 1))
+    if digits > 1 and rng.random() < 0.3:
+        written = written[:-1] + "0"  # trailing zeros are written digits too
+    point = rng.randint(-5, digits)
+    if point <= 0:
+        text = "0." + "0" * -point + written
+    elif point == digits:
+        text = written
+    else:
+        text = f"{written[:point]}.{written[point:]}"
+    return rng.choice(["", "-"]) + text
+
+
+def unplain_number(rng: random.Random) -> str:
+    """Give a number in any notation but plain decimal: each is text as written."""
+    digits = str(rng.randint(1, 10**6))
+    return rng.choice(
+        [
+            f"{digits}E{rng.randint(0, 12)}",
+            f"{digits[0]}e-{rng.randint(1, 9)}",
+            f"{rng.randint(1, 9)}.{digits}E+{rng.randint(1, 5)}",
+            f"+{digits}",
+            f".{digits}",
+            f"-.{digits}",
+            f"{digits}.",
+            f"{rng.randint(1, 999)},{rng.randint(0, 999):03d}",
+            f"{rng.randint(1, 999)}_{rng.randint(0, 999):03d}",
+            f"0x{rng.randint(1, 4096):X}",
+            f"0{digits}",
+            f"-0.{'0' * rng.randint(1, 4)}",
+            rng.choice(["Infinity", "-Infinity", "inf", "NaN", "nan", "-0"]),
+            f" {digits}",
+            f"{digits} ",
+            f"0.000000{digits}",
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_number_column_sends_each_value_as_written_and_a_float_keeps_it(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    column = [plain_number(rng, rng.randint(1, 15)) for _ in range(rng.randint(1, 300))]
+    column.append(plain_number(rng, 15))
+    if all("." not in value for value in column):
+        column.append("0.5")
+    assert scan_types([[value] for value in column], 1) == [ColumnType.NUMBER]
+    for value in column:
+        assert classify(value) in {ColumnType.INTEGER, ColumnType.NUMBER}
+        for converters in (CONVERTERS, PROVEN_CONVERTERS):
+            sent = ENCODER.encode(converters[ColumnType.NUMBER](value)).decode()
+            assert sent == value
+        assert Decimal(repr(float(value))) == Decimal(value)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_one_number_not_in_plain_notation_makes_its_column_text(seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    odd = unplain_number(rng)
+    column = [plain_number(rng, rng.randint(1, 12)) for _ in range(rng.randint(0, 50))]
+    column.insert(rng.randint(0, len(column)), odd)
+    assert classify(odd) is not ColumnType.NUMBER
+    assert scan_types([[value] for value in column], 1) == [ColumnType.STRING]
+    assert infer_types([[value] for value in column], 1) == [ColumnType.STRING]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_numbers_a_float_would_round_make_their_column_text_unless_pinned(
+    seed: int,
+) -> None:
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    wide = rng.choice(
+        [
+            plain_number(rng, rng.randint(16, 40)),
+            str(rng.randint(2**63, 2**80)),
+            str(-rng.randint(2**63 + 1, 2**80)),
+        ]
+    )
+    column = [plain_number(rng, rng.randint(1, 15)) for _ in range(rng.randint(0, 50))]
+    column.insert(rng.randint(0, len(column)), wide)
+    assert scan_types([[value] for value in column], 1) == [ColumnType.STRING]
+    assert infer_types([[value] for value in column], 1) == [ColumnType.STRING]
+    pinned = CONVERTERS[ColumnType.NUMBER](wide)
+    assert Decimal(str(as_json(pinned))) == Decimal(wide)
+
+
+def test_integers_of_64_bits_stay_integers_past_a_floats_digits() -> None:
+    column = [INT64_MAX, "-9223372036854775808", "1234567890123456", "7"]
+    assert scan_types([[value] for value in column], 1) == [ColumnType.INTEGER]
+    assert scan_types([[value] for value in [*column, "1.5"]], 1) == [ColumnType.STRING]

@@ -13,14 +13,17 @@ import pytest
 
 from tap_oktopost.csv_data import (
     METADATA_PROPERTIES,
+    SEPARATORS,
     UNFIT_VALUES,
     ColumnType,
     CsvSource,
     MemberScan,
     RecordBuilder,
+    SeparatorError,
     TableShape,
     decoding_of,
     scan_member,
+    separator_of,
 )
 
 if TYPE_CHECKING:
@@ -96,7 +99,7 @@ def test_bytes_cp1252_leaves_undefined_are_read_as_latin1() -> None:
 def test_nul_bytes_are_dropped_with_a_note() -> None:
     assert read(b"Id,Name\n1,a\x00b\n\x00\x00\x002,c\n") == (
         [["Id", "Name"], ["1", "ab"], ["2", "c"]],
-        ["NUL bytes were dropped"],
+        ["NUL characters were dropped from 2 line(s), the first line 2"],
     )
 
 
@@ -115,7 +118,8 @@ def test_a_head_sample_decides_and_later_odd_bytes_are_replaced_with_a_note() ->
     assert source.decoding == decoding_of(b"Id,Name\n1,Gr\xc3\xbc", whole=False)
     assert rows[1:] == [["1", "Grüße"], ["2", "caf\ufffd"]]
     assert source.repairs() == [
-        "bytes that are not UTF-8 after the first ones were replaced by U+FFFD"
+        "1 damaged byte sequence(s) that are not UTF-8 were replaced by U+FFFD, "
+        "the first on line 3"
     ]
 
 
@@ -285,9 +289,14 @@ def random_table(rng: random.Random, alphabet: str) -> list[list[str]]:
     ]
 
 
-def csv_bytes(rows: list[list[str]], encoding: str) -> bytes:
+def csv_bytes(
+    rows: list[list[str]], encoding: str, *, quote_all: bool = False
+) -> bytes:
     text = io.StringIO(newline="")
-    csv.writer(text, lineterminator="\r\n").writerows(rows)
+    writer = csv.writer(text, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    if quote_all:
+        writer = csv.writer(text, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+    writer.writerows(rows)
     return text.getvalue().encode(encoding)
 
 
@@ -301,9 +310,9 @@ def test_random_text_decodes_back_exactly(seed: int, encoding: str) -> None:
     if seed % 5 == 0 and encoding != "cp1252":
         rows[0][0] = "\ufeff" + rows[0][0]  # a BOM character in the text itself
     if encoding == "utf-16-be-bom":
-        data = codecs.BOM_UTF16_BE + csv_bytes(rows, "utf-16-be")
+        data = codecs.BOM_UTF16_BE + csv_bytes(rows, "utf-16-be", quote_all=True)
     else:
-        data = csv_bytes(rows, encoding)
+        data = csv_bytes(rows, encoding, quote_all=True)  # `;` in a one-column header
     if encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
         rows[0][0] = rows[0][0].removeprefix("\ufeff")  # reads as the file's BOM
     scan = scan_member(Member(data))
@@ -357,3 +366,55 @@ def test_a_utf8_bom_in_front_of_cp1252_text_is_dropped() -> None:
     assert scan.header == ["Größe", "Name"]
     assert scan.names == ["grosse", "name"]
     assert member.records(scan)[0]["name"] == "Café"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_separator_of_a_header_line_is_found_outside_quotes(seed: int) -> None:
+    """Cells may hold the other separators, fewer times than the separator itself
+    (an `Amount, EUR` cell in a `;` file); a cell quoted for a separator or a
+    quote may hold any number of them."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    separator = rng.choice(SEPARATORS)
+    others = [s for s in SEPARATORS if s != separator]
+    width = rng.randint(2, 12)
+    cells = ["".join(rng.choices("abc XYZ", k=rng.randint(1, 9))) for _ in range(width)]
+    for position in rng.sample(range(width), rng.randint(0, (width - 1) // 2)):
+        cells[position] += rng.choice(others) + "x"
+    for position in rng.sample(range(width), rng.randint(0, width // 2)):
+        cells[position] += separator + "".join(rng.choices([*others, '"'], k=9))
+    text = io.StringIO()
+    csv.writer(text, delimiter=separator).writerow(cells)
+    header = text.getvalue()
+
+    assert separator_of(header) == separator
+    assert list(csv.reader(io.StringIO(header), delimiter=separator)) == [cells]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_tie_is_settled_by_the_next_line_or_is_an_error(seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    first, second = rng.sample(SEPARATORS, 2)
+    count = rng.randint(1, 5)
+    header = "".join(f"h{n}{first}g{n}{second}" for n in range(count)) + "last"
+    with pytest.raises(SeparatorError, match="cannot tell the CSV separator") as error:
+        separator_of(header)
+    assert f"{count} time(s) each" in str(error.value)
+    settles = first.join(["v"] * (count + 1))
+    assert separator_of(header, settles) == first
+    with pytest.raises(SeparatorError):
+        separator_of(header, header)
+
+
+def test_a_header_without_a_separator_is_one_column() -> None:
+    for header in ("Message", '"Note, with comma; and more"', "Post ID\r\n", ""):
+        assert separator_of(header) == ","
+
+
+def test_a_damaged_utf8_head_stays_utf8_and_a_cp1252_head_is_cp1252() -> None:
+    text = "Id,Name\n" + "".join(f"{n},Zoë 投稿 😀\n" for n in range(50))
+    damaged = text.encode().replace("😀".encode(), "😀".encode()[:-1], 1)
+    assert decoding_of(damaged, whole=True).encoding == "utf-8-sig"
+    assert decoding_of(b"\xff" + text.encode(), whole=True).encoding == "utf-8-sig"
+    legacy = text.replace(" 投稿 😀", " Café").encode("cp1252")
+    assert decoding_of(legacy, whole=True).encoding == "cp1252"
+    assert decoding_of(codecs.BOM_UTF8 + legacy, whole=True).encoding == "cp1252"

@@ -373,16 +373,36 @@ def damaged_member(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
 
 
 @case(
-    "Export <id>, file <name>: NUL bytes were dropped",
+    "Export <id>, file <name>: NUL characters were dropped from <n> line(s), the "
+    "first line <n>",
     "... file <name>: text that is not UTF-8 was read as Windows-1252",
+    "... file <name>: <n> damaged byte sequence(s) that are not UTF-8 were replaced "
+    "by U+FFFD, the first on line <n>",
+    "... file <name>: <n> row(s) equal to the header were skipped, not loaded as "
+    "data: row(s) <n>",
 )
 def odd_text(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     members: dict[str, str | bytes] = {
         "Latin.csv": "Id,Name\n1,Café\n".encode("cp1252"),
         "Nul.csv": b"Id,Name\n1,a\x00b\n",
+        "Damaged.csv": "Id,Name\n1,Zoë\n2,Zo".encode() + b"\xc3\n",
+        "Joined.csv": b"Id,Name\n1,a\nId,Name\n2,b\n",
     }
     stand_in.add_export(export_with(POSTS, members))
     return tap(stand_in, tmp_path)
+
+
+@case(
+    "... file <name>...: cannot tell the CSV separator: the header line holds <s> "
+    "and <s> <n> time(s) each, outside quotes, and the next line does not settle it",
+    failed_exports=1,
+)
+def unknown_separator(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.add_export(export_with(POSTS, {"Mixed.csv": "Id,Name\n1,2\n"}))
+    catalog = tap(stand_in, tmp_path, discover=True).messages[0]
+    mixed = make_zip({"Mixed.csv": "Id;Name,Note\n1;2,3\n"})
+    stand_in.set_run(POSTS, mixed, "2026-11-28 10:00:00")
+    return tap(stand_in, tmp_path, catalog=catalog)
 
 
 @case(

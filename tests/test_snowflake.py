@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,11 @@ from tests.test_targets import (
     POSTS_EXPORT,
     ROOT,
     Project,
+    add_number_exports,
     leads_run,
     run_posts_again,
 )
+from tests.test_values import NUMBER_COLUMNS
 
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
@@ -577,3 +580,35 @@ def test_the_emulation_refuses_a_reserved_word_unquoted(word: str) -> None:
     for name in (f'"{word}"', f"{word.lower()}_col", f"{word}_TABLE"):
         for statement in defining(name):
             refuse_reserved_names(statement)
+
+
+# -- Numbers keep their text (issue 19) ------------------------------------------------
+
+
+def test_snowflake_holds_each_number_a_float_keeps_and_the_rest_as_text(
+    project: Project,
+) -> None:
+    """target-snowflake makes a `number` column FLOAT: the tap types a column so
+    only when a 64-bit float keeps every value (15 significant digits), so each
+    reads back equal to the CSV's number; integers are NUMBER(38,0) and read back
+    as written; wider numbers and other notations arrive as text, as written."""
+    tables = add_number_exports(project.stand_in)
+    project.run(TARGET)
+
+    kinds = {"integer": NUMBER, "number": "FLOAT", "string": VARCHAR}
+    columns = {name.upper(): kinds[kind] for name, kind in NUMBER_COLUMNS.values()}
+    with snowflake(project) as db:
+        for table, rows in tables.items():
+            types = db.column_types(table.upper())
+            assert {name: types[name] for name in columns} == columns
+            loaded = db.query(
+                f"select {', '.join(columns)} from {table.upper()} "  # noqa: S608
+                "order by _SDC_ROW_NUMBER"
+            )
+            assert len(loaded) == len(rows) - 1
+            for got, row in zip(loaded, rows[1:], strict=True):
+                for value, text, kind in zip(got, row, columns.values(), strict=True):
+                    if kind == "FLOAT":
+                        assert Decimal(repr(value)) == Decimal(text), (table, text)
+                    else:
+                        assert str(value) == text, (table, text)

@@ -383,9 +383,14 @@ def test_a_never_run_export_is_a_record_not_an_error(
 def test_rows_values_are_exact_decimals(
     stand_in: OktopostStandIn, tmp_path: Path
 ) -> None:
+    """A decimal a float would round is text as written, or, pinned, a number to
+    the last digit."""
     text = "Id,Amount\n1,12345678901234567.891\n2,0.1\n"
     stand_in.add_export(export_with("032000000000001", {"Money.csv": text}))
     run = run_tap(config_for(stand_in), tmp_path)
+    assert '"amount":"12345678901234567.891"' in run.stdout
+    pinned = {"money": {"amount": "number"}}
+    run = run_tap(config_for(stand_in, column_types=pinned), tmp_path)
     assert '"amount":12345678901234567.891' in run.stdout
     assert [Decimal(str(r["amount"])) for r in run.records("money")][1] == Decimal(
         "0.1"

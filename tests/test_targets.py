@@ -51,6 +51,14 @@ from tests.oktopost_stand_in import (
     demo_exports,
     make_zip,
 )
+from tests.test_values import (
+    NUMBER_COLUMNS,
+    WIDE_TEXT,
+    damage,
+    number_rows,
+    text_value,
+    with_nul,
+)
 
 pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
@@ -922,9 +930,12 @@ def huge_integer_cell(rng: random.Random) -> str:
 
 
 def decimal_cell(rng: random.Random) -> str:
-    if rng.random() < 0.1:
-        return f"{rng.randint(1, 99)}.{rng.randint(1, 9)}E+{rng.randint(0, 3)}"
     return f"{rng.randint(-(10**6), 10**6)}.{rng.randint(0, 999):03d}"
+
+
+def exponent_cell(rng: random.Random) -> str:
+    """A number as text: its JSON number would be written otherwise."""
+    return f"{rng.randint(1, 99)}.{rng.randint(1, 9)}E+{rng.randint(0, 3)}"
 
 
 def date_cell(rng: random.Random) -> str:
@@ -964,8 +975,9 @@ DRIFT_COLUMNS: dict[str, tuple[Cell, Cell, str]] = {
     "Int To Text": (integer_cell, either(word_cell, integer_cell), "string"),
     "Date To Timestamp": (date_cell, either(date_time_cell, date_cell), "date-time"),
     "Bool To Text": (boolean_cell, either(word_cell, boolean_cell), "string"),
-    "Int To Huge": (integer_cell, either(huge_integer_cell, integer_cell), "number"),
-    "Huge Id": (huge_integer_cell, huge_integer_cell, "number"),
+    "Int To Huge": (integer_cell, either(huge_integer_cell, integer_cell), "string"),
+    "Huge Id": (huge_integer_cell, huge_integer_cell, "string"),
+    "Exponent": (decimal_cell, either(exponent_cell, decimal_cell), "string"),
     "Clicks": (integer_cell, integer_cell, "integer"),
     "Rate": (decimal_cell, decimal_cell, "number"),
     "Day": (date_cell, date_cell, "date"),
@@ -992,7 +1004,7 @@ FITS: dict[str, Cell] = {
 """Values that fit each type."""
 MISFITS: dict[str, Cell] = {
     "integer": either(word_cell, decimal_cell, huge_integer_cell, date_cell),
-    "number": either(word_cell, date_cell, fixed("1,5")),
+    "number": either(word_cell, date_cell, exponent_cell, fixed("1,5")),
     "date": either(date_time_cell, word_cell, fixed("2026-02-30"), fixed("02/11/2026")),
     "date-time": either(word_cell, fixed("2026-13-01 10:00:00")),
     "boolean": either(word_cell, integer_cell, fixed("yes")),
@@ -1438,3 +1450,111 @@ def test_flattening_spreads_the_destination_object(
     assert "Destination__Email" in properties
     assert "Destination" not in properties
     assert len(run.records("posts")) == 40
+
+
+# -- Numbers keep their text (issue 19) ------------------------------------------------
+
+NUMBER_SEEDS = range(3)
+
+
+def add_number_exports(stand_in: OktopostStandIn) -> dict[str, list[list[str]]]:
+    """An export per seed, each a CSV of `number_rows`; table name -> its rows."""
+    tables = {}
+    for seed in NUMBER_SEEDS:
+        stand_in.add_export(
+            export_with(
+                f"03200000000041{seed}",
+                {f"Numbers{seed}.csv": csv_text(number_rows(seed))},
+            )
+        )
+        tables[f"numbers{seed}"] = number_rows(seed)
+    return tables
+
+
+def test_postgres_holds_each_number_as_written(project: Project) -> None:
+    """numeric keeps a number's digits, trailing zeros included: read back as text,
+    each value is the CSV's text; what a float would round arrives as text."""
+    tables = add_number_exports(project.stand_in)
+    project.run("target-postgres")
+
+    names = [name for name, _ in NUMBER_COLUMNS.values()]
+    for table, rows in tables.items():
+        types = column_types(project.schema, table)
+        assert {name: types[name] for name in names} == {
+            name: PG_TYPES[column_type] for name, column_type in NUMBER_COLUMNS.values()
+        }
+        loaded = sql(
+            f"select {', '.join(f'{name}::text' for name in names)} "  # noqa: S608
+            'from :"schema".:"table" order by _sdc_row_number',
+            schema=project.schema,
+            table=table,
+        )
+        assert loaded == rows[1:], table
+
+
+def awkward_files(seed: int) -> dict[str, tuple[bytes, list[list[str]]]]:
+    """Files of issue 19's classes: member -> (bytes, the rows it holds as text).
+
+    NUL in a UTF-16 file, a damaged UTF-8 file, a cp1252 file, a `;` file with
+    decimal commas, a file with its header repeated, and an Excel owner file."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    files: dict[str, tuple[bytes, list[list[str]]]] = {}
+    rows = [[f"N{n}", text_value(rng, WIDE_TEXT)] for n in range(1, 30)]
+    lines = ["Key,Name"] + [f"{key},{with_nul(rng, name)}" for key, name in rows]
+    files["Nul.csv"] = ("\r\n".join(lines).encode("utf-16"), rows)
+    rows, data = [], [b"Key,Name"]
+    for n in range(1, 60):
+        name = text_value(rng, WIDE_TEXT)
+        if n % 20 == 7:
+            damaged, name = damage(rng, name)
+            data.append(f"D{n},".encode() + damaged)
+        else:
+            data.append(f"D{n},{name}".encode())
+        rows.append([f"D{n}", name])
+    files["Damaged.csv"] = (b"\r\n".join(data), rows)
+    rows = [[f"L{n}", text_value(rng) + "é"] for n in range(1, 40)]
+    files["Legacy.csv"] = (csv_text([["Key", "Name"], *rows]).encode("cp1252"), rows)
+    rows = [
+        [f"S{n}", f"{rng.randint(0, 999)},{rng.randint(0, 99):02d}"] for n in range(30)
+    ]
+    semicolon = "Key;Amount\r\n" + "".join(";".join(row) + "\r\n" for row in rows)
+    files["Semicolon.csv"] = (semicolon.encode(), rows)
+
+    rows = [[f"J{n}", str(n)] for n in range(40)]
+    joined = [["Key", "Count"], *rows[:15], ["Key", "Count"], *rows[15:]]
+    files["Joined.csv"] = (csv_text(joined).encode(), rows)
+    return files
+
+
+def test_postgres_holds_every_awkward_files_values_as_written(
+    project: Project,
+) -> None:
+    """Through `meltano run`: NUL never reaches PostgreSQL (it would refuse the
+    load), damaged UTF-8 keeps its other characters, cp1252 and `;` files read right,
+    a repeated header is no row, an owner file is no table or column."""
+    expected: dict[str, list[list[str]]] = {}
+    for seed in NUMBER_SEEDS:
+        files = awkward_files(seed)
+        members: dict[str, str | bytes] = {n: data for n, (data, _) in files.items()}
+        members["~$Joined.csv"] = random.Random(seed).randbytes(162)  # noqa: S311
+        export_id = f"03200000000042{seed}"
+        project.stand_in.add_export(export_with(export_id, members))
+        for member, (_, rows) in files.items():
+            kept = expected.setdefault(member.removesuffix(".csv").lower(), [])
+            kept += [[export_id, *row] for row in rows]
+    project.run("target-postgres")
+
+    for table, rows in expected.items():
+        columns = [
+            name
+            for name in column_types(project.schema, table)
+            if name not in METADATA_PROPERTIES and not name.startswith("_sdc")
+        ]
+        assert len(columns) == 2, (table, columns)
+        loaded = sql(
+            f"select export_id, {', '.join(f'{c}::text' for c in columns)} "  # noqa: S608
+            'from :"schema".:"table" order by export_id, _sdc_row_number',
+            schema=project.schema,
+            table=table,
+        )
+        assert loaded == rows, table
