@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from singer_sdk import metrics
+
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
-
-    from singer_sdk import metrics
+    from types import TracebackType
 
 PROGRESS_SECONDS = 30.0
 
@@ -56,3 +57,40 @@ class TableProgress:
                 self.rows,
                 self.rows / max(now - self.started, 1e-9),
             )
+
+
+class QuietCounter(metrics.Counter):
+    """A record counter that says nothing when nothing was counted.
+
+    The SDK syncs every table once per export run; a run holds a few of them, and a
+    line of zeros for each of the others hides the counts that matter.
+    """
+
+    @classmethod
+    def like(cls, counter: metrics.Counter) -> QuietCounter:
+        """Make a quiet counter with the tags of the SDK's own."""
+        return cls(counter.metric, dict(counter.tags), counter.log_interval)
+
+    def exit(self) -> None:
+        """Log the count, unless it is zero."""
+        if self.value:
+            super().exit()
+
+
+class QuietTimer(metrics.Timer):
+    """A sync timer silent for a sync that had nothing to do, unless it failed."""
+
+    @classmethod
+    def like(cls, timer: metrics.Timer) -> QuietTimer:
+        """Make a quiet timer with the tags of the SDK's own."""
+        return cls(timer.metric, dict(timer.tags))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """Log the time only for a failure."""
+        if exc_type is not None:
+            super().__exit__(exc_type, exc_val, exc_tb)

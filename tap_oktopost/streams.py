@@ -38,7 +38,7 @@ from tap_oktopost.exports import SAFE_DESTINATION_FIELDS, metadata_record
 from tap_oktopost.ledger import EXPORTS_STREAM
 from tap_oktopost.names import superseded
 from tap_oktopost.output import RecordLines
-from tap_oktopost.progress import TableProgress
+from tap_oktopost.progress import QuietCounter, QuietTimer, TableProgress
 from tap_oktopost.type_policy import KEEP, TEXT, settle_types
 
 if TYPE_CHECKING:
@@ -484,9 +484,25 @@ class ExportFileStream(OktopostStream):
             lines.flush()
 
     def get_record_counter(self, **kwargs: Any) -> metrics.Counter:
-        """Keep the SDK's counter, to count the records written in batches too."""
-        self._record_counter = super().get_record_counter(**kwargs)
+        """Keep the SDK's counter, to count the records written in batches too.
+
+        A table the export run being synced has no rows of counts quietly.
+        """
+        counter = super().get_record_counter(**kwargs)
+        self._record_counter = (
+            counter if self._sends_rows() else QuietCounter.like(counter)
+        )
         return self._record_counter
+
+    def get_sync_timer(self) -> metrics.Timer:
+        """Time quietly a sync of a table the export run has no rows of."""
+        timer = super().get_sync_timer()
+        return timer if self._sends_rows() else QuietTimer.like(timer)
+
+    def _sends_rows(self) -> bool:
+        """Say whether the export run being synced has rows of this table due."""
+        load = self._due_load(self.context)
+        return load is not None and bool(load.members(self.name))
 
     def _is_lean(self) -> bool:
         """Whether records would pass through the SDK unchanged.

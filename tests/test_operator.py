@@ -194,3 +194,45 @@ def test_after_sigterm_the_record_count_is_what_was_sent(
     assert sum(counts) == sent
     assert "unhandled" not in stderr
     assert "Traceback" not in stderr
+
+
+def metric_points(run: TapRun) -> list[dict[str, Any]]:
+    return [
+        json.loads(line.split("METRIC: ", 1)[1])
+        for line in run.stderr.splitlines()
+        if "METRIC: " in line
+    ]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_metrics_name_the_tables_each_run_sent_and_no_others(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    """Every table is synced once per export run: only those the run holds say so."""
+    rng = random.Random(seed)  # noqa: S311 - test data
+    sent: dict[tuple[str, str], int] = {}
+    words = ["Leads", "Posts", "Reach", "Clicks", "Shares"]
+    for number in range(rng.randint(2, 5)):
+        export_id = f"0320000000{number + 1:05d}"
+        tables = {word: rng.randint(0, 9) for word in rng.sample(words, 2)}
+        members: dict[str, str | bytes] = {
+            f"{word}.csv": rows(count) for word, count in tables.items()
+        }
+        stand_in.add_export(export_with(export_id, members))
+        sent.update({(word.lower(), export_id): n for word, n in tables.items()})
+    run = sync_in_process(config_for(stand_in))
+
+    assert run.returncode == 0
+    counted = {
+        (point["tags"]["stream"], point["tags"]["context"]["export_id"]): point["value"]
+        for point in metric_points(run)
+        if point["metric"] == "record_count" and "export_id" in point["tags"]["context"]
+    }
+    timed = {
+        (point["tags"]["stream"], point["tags"]["context"]["export_id"])
+        for point in metric_points(run)
+        if point["metric"] == "sync_duration"
+        and "export_id" in point["tags"].get("context", {})
+    }
+    assert counted == sent
+    assert timed == set(sent)

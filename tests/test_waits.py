@@ -138,8 +138,14 @@ def storage_header(asked: float, form: str) -> tuple[str, float]:
     """
     if form == "seconds":
         return str(int(asked)), asked
-    moment = min(time.time() + asked, YEAR_9999.timestamp())
+    # An HTTP date holds whole seconds and is read a moment after it is made: one
+    # past the cap is made DATE_SLACK further out, so it is past it when read.
+    slack = DATE_SLACK if asked > MAX_RETRY_AFTER_SECONDS else 0.0
+    moment = min(time.time() + asked + slack, YEAR_9999.timestamp())
     return http_date(moment), moment - time.time()
+
+
+DATE_SLACK = 10.0
 
 
 def asked_in(message: str) -> float:
