@@ -204,16 +204,26 @@ class _Member:
     gzipped: bool
 
 
-class _SharedReader(io.RawIOBase):
+class ByteReader(io.RawIOBase):
+    """A readable raw stream whose `read` does the work: `readinto` follows it."""
+
+    def readable(self) -> bool:
+        """Say it can be read."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into a buffer, as `io.RawIOBase` does."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _SharedReader(ByteReader):
     """A reader of its own over a file that other readers share: it seeks first."""
 
     def __init__(self, source: SeekableBytes) -> None:
         self.source = source
         self.position = 0
-
-    def readable(self) -> bool:
-        """Say it can be read."""
-        return True
 
     def read(self, size: int | None = -1) -> bytes:
         """Read from this reader's position, wherever the others left the file."""
@@ -221,12 +231,6 @@ class _SharedReader(io.RawIOBase):
         data = self.source.read(-1 if size is None else size)
         self.position += len(data)
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        """Read into a buffer, as `io.RawIOBase` does."""
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def tell(self) -> int:
         """Give the bytes read so far."""
@@ -240,7 +244,7 @@ class InflationLimitError(UnloadableExportError):
     """
 
 
-class _MemberReader(io.RawIOBase):
+class _MemberReader(ByteReader):
     """A member's bytes, counted as they inflate; damage raises `DamagedMemberError`.
 
     Reads are at most READ_BYTES, so no single read inflates much past a limit.
@@ -262,10 +266,6 @@ class _MemberReader(io.RawIOBase):
         """What `stream` inflates (gzip reads it), closed with it."""
         self.inflated = 0
 
-    def readable(self) -> bool:
-        """Say it can be read."""
-        return True
-
     def read(self, size: int | None = -1) -> bytes:
         """Read as the member's own stream does, naming the member on damage."""
         if size is None or size < 0:
@@ -282,12 +282,6 @@ class _MemberReader(io.RawIOBase):
         self.inflated += len(data)
         self.count(self.inflated)
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        """Read into a buffer, as `io.RawIOBase` does."""
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         """Close the member's stream too."""

@@ -23,7 +23,7 @@ import zlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -31,6 +31,7 @@ import requests
 from tap_oktopost.archive import (
     QUIET_REASONS,
     ZIP_ERRORS,
+    ByteReader,
     ExportArchive,
     NotCsvExportError,
     UnloadableExportError,
@@ -284,7 +285,7 @@ def broken_off(where: str, error: requests.RequestException) -> str:
     return f"{where}: {type(error).__name__}"
 
 
-class RemoteFile(io.RawIOBase):
+class RemoteFile(ByteReader):
     """A file on object storage, read through HTTP Range requests.
 
     `zipfile` reads an archive's central directory from its end and each member
@@ -335,10 +336,6 @@ class RemoteFile(io.RawIOBase):
         self.blocks: dict[int, bytes] = {}
         self._link_refused = False
 
-    def readable(self) -> bool:
-        """Say it can be read."""
-        return True
-
     def seekable(self) -> bool:
         """Say it can seek, as `zipfile` needs."""
         return True
@@ -372,12 +369,6 @@ class RemoteFile(io.RawIOBase):
             self._trim_cache()
         self.position = end
         return b"".join(pieces)
-
-    def readinto(self, buffer: Any) -> int:
-        """Read into a buffer, as `io.RawIOBase` does."""
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def _load(self, first: int, last: int) -> None:
         """Fetch the missing blocks from `first` to `last`, a run of them at a time."""
