@@ -14,6 +14,7 @@ import io
 import lzma
 import random
 import string
+import sys
 import time
 import zipfile
 import zlib
@@ -27,6 +28,7 @@ from tap_oktopost.archive import (
     DEFAULT_MAX_UNCOMPRESSED_BYTES,
     MAX_ARCHIVE_RATIO,
     RATIO_CHECK_BYTES,
+    DamagedMemberError,
     ExportArchive,
     InflationLimitError,
     UnloadableExportError,
@@ -555,11 +557,16 @@ def test_a_bomb_of_many_small_members_is_refused_by_the_archive_wide_ratio(
         return
     archive.check_limits(DEFAULT_MAX_UNCOMPRESSED_BYTES)  # the claims pass
     delivered: list[int] = []
-    with pytest.raises(InflationLimitError) as raised:
+    with pytest.raises((InflationLimitError, DamagedMemberError)) as raised:
         inflate_all(archive, delivered)
     message = str(raised.value)
     assert message.startswith(f"Export {BAD} (Posts), file Part-"), shape
-    assert f"past {MAX_ARCHIVE_RATIO} times: refusing a likely zip bomb" in message
+    if isinstance(raised.value, DamagedMemberError):
+        # Python 3.13's zipfile refuses a member lying about its size itself.
+        assert sys.version_info >= (3, 13), message
+        assert "(possible zip bomb)" in message
+    else:
+        assert f"past {MAX_ARCHIVE_RATIO} times: refusing a likely zip bomb" in message
     assert sum(delivered) <= ARCHIVE_RATIO_CHECK_BYTES + MiB
 
 
@@ -599,7 +606,13 @@ def test_a_lying_bomb_fails_its_export_alone_and_loads_once_replaced(
     config = config_for(stand_in)
     run = sync_in_process(config)
 
-    assert_failed_alone(stand_in, run, good, "a likely zip bomb of many members")
+    if sys.version_info >= (3, 13):
+        # Python 3.13's zipfile refuses a member lying about its size as discovery
+        # reads it: the export is left out of the catalog, so the sync fails it.
+        assert "(possible zip bomb)" in run.stderr
+        assert_failed_alone(stand_in, run, good, "files for tables the catalog lacks")
+    else:
+        assert_failed_alone(stand_in, run, good, "a likely zip bomb of many members")
     table = random_table(rng, 9)
     stand_in.set_run(
         BAD, make_zip({"2026-11-30-Posts-1.csv": csv_text(table)}), RUN_DATE
