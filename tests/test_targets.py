@@ -448,13 +448,19 @@ def test_a_setting_mistake_is_one_error_line_under_meltano_run(
     done = demo.run("target-jsonl", check=False)
 
     assert done.returncode != 0
-    tap_lines = [line for line in done.stderr.splitlines() if " tap-oktopost " in line]
+    # Under Python 3.10 the SDK warns, in two lines, that the Python is past its end
+    # of life: the SDK's notice about the machine, not the tap's about the mistake.
+    lines = [
+        line
+        for line in done.stderr.splitlines()
+        if "SingerSDKPythonEOLWarning" not in line and "warn_python_eol()" not in line
+    ]
+    tap_lines = [line for line in lines if " tap-oktopost " in line]
     errors = [line for line in tap_lines if "[error" in line]
     assert len(errors) == 1, tap_lines
     assert said in errors[0]
     assert len(tap_lines) <= 3, tap_lines
-    assert "Traceback" not in done.stderr
-    assert "Warning" not in done.stderr
+    assert not [line for line in lines if "Traceback" in line or "Warning" in line]
 
 
 def loaded_by_export(schema: str, table: str) -> dict[str, set[str]]:
