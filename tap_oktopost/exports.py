@@ -358,3 +358,9 @@ class ExportRun:
             link=link,
             record=record,
         )
+
+    @property
+    def file_name(self) -> str | None:
+        """The run file's name (never the link): it tells a re-run from its run."""
+        file_name: str | None = self.record.get("LastRunFile")
+        return file_name

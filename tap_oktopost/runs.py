@@ -35,8 +35,6 @@ class RunLoad:
     archive: ExportArchive | None = None
     tables_due: list[str] = field(default_factory=list)
     moves_bookmark: bool = True
-    rows_sent: dict[str, int] = field(default_factory=dict)
-    """Rows each table sent of the run, once all of them are out."""
 
     def members(self, table: str) -> list[str]:
         """Give the archive members of a table due in this run."""
@@ -65,6 +63,7 @@ class SyncPlan:
         self.outcomes: dict[str, str] = {}
         """What the sync did with each export, for the summary at its end."""
         self.rows_sent: dict[str, dict[str, int]] = {}
+        """Per export, the rows each table sent of its run, once all were out."""
 
     def prepare(
         self,
@@ -99,9 +98,8 @@ class SyncPlan:
             self.logger.info("Export %s has not run yet: no files", export_id)
             self.outcomes[export_id] = "has not run yet"
             return RunLoad(run, moves_bookmark=False)
-        file = run.record.get("LastRunFile")
         bookmark = self.ledger.bookmark(export_id)
-        if not bookmark.needs_archive(run.run_at, selected_tables, file):
+        if not bookmark.needs_archive(run.run_at, selected_tables, run.file_name):
             self.logger.info("Export %s: run %s is loaded", export_id, run.run_at)
             self.outcomes[export_id] = f"run {run.run_at} was loaded before"
             return None
@@ -115,7 +113,9 @@ class SyncPlan:
             self.logger.warning("%s. Nothing to load from this run.", error)
             self.outcomes[export_id] = f"run {run.run_at} holds no CSV file"
             return RunLoad(run)
-        due = bookmark.tables_due(run.run_at, archive.tables, selected_tables, file)
+        due = bookmark.tables_due(
+            run.run_at, archive.tables, selected_tables, run.file_name
+        )
         return RunLoad(run, archive, due)
 
     def _warn_of_a_run_out_of_order(
@@ -128,8 +128,7 @@ class SyncPlan:
         remain beside the new ones; their sync_timestamp tells them apart.
         """
         assert run.run_at is not None  # noqa: S101
-        file = run.record.get("LastRunFile")
-        if bookmark.is_loaded_run(run.run_at, file):
+        if bookmark.is_loaded_run(run.run_at, run.file_name):
             return  # a table selected since asks for the run again
         if bookmark.run is not None and _instant(run.run_at) < _instant(bookmark.run):
             self.logger.warning(
@@ -151,7 +150,7 @@ class SyncPlan:
                 run.export_id,
                 run.run_at,
                 printable(str(earlier_file or "of unknown name")),
-                printable(str(file)),
+                printable(str(run.file_name)),
                 run.export_id,
                 run.run_at,
             )
@@ -209,11 +208,10 @@ class SyncPlan:
         ):
             tables = load.archive.tables if load.archive is not None else ()
             self.ledger.run_received(
-                export_id, load.run.run_at, tables, load.run.record.get("LastRunFile")
+                export_id, load.run.run_at, tables, load.run.file_name
             )
             if load.archive is not None:
                 self.outcomes[export_id] = f"run {load.run.run_at} loaded"
-        self.rows_sent[export_id] = load.rows_sent
 
     def summary(self) -> list[str]:
         """Say per export what this sync did: the run loaded and its rows, or why not.

@@ -465,7 +465,7 @@ class ExportFileStream(OktopostStream):
         if self.name not in load.tables_due:
             return
         plan = self.oktopost.sync_plan
-        load.rows_sent[self.name] = rows
+        plan.rows_sent.setdefault(load.run.export_id, {})[self.name] = rows
         self.stream_state[COLUMN_TYPES_KEY] = {
             name: column_type.value
             for name, column_type in self._column_types().items()

@@ -566,7 +566,7 @@ class TapOktopost(Tap):
                     self.logger.info("Export %s has not run yet: no files", export_id)
                     continue
                 if export_id in bookmarks and bookmarks[export_id].is_complete(
-                    run.run_at, run.record.get("LastRunFile")
+                    run.run_at, run.file_name
                 ):
                     continue  # a sync given this state has nothing of it to load
                 self._add_run_shapes(run, shapes, earlier)
