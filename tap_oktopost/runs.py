@@ -106,7 +106,7 @@ class SyncPlan:
         if not selected_tables and known_tables:
             self.outcomes[export_id] = "no CSV stream is selected"
             return RunLoad(run, moves_bookmark=False)
-        self._warn_of_a_run_out_of_order(run, bookmark)
+        self._take_a_run_out_of_order(run, bookmark)
         try:
             archive = self.archives.archive(run)
         except NotCsvExportError as error:
@@ -118,14 +118,16 @@ class SyncPlan:
         )
         return RunLoad(run, archive, due)
 
-    def _warn_of_a_run_out_of_order(
+    def _take_a_run_out_of_order(
         self, run: ExportRun, bookmark: ExportBookmark
     ) -> None:
         """Say when a run comes dated before, or like, one already loaded.
 
         Oktopost may re-run a job: its rows load under the key the earlier file's
         rows have, so where the earlier file had more rows, or other files, those
-        remain beside the new ones; their sync_timestamp tells them apart.
+        remain beside the new ones; their sync_timestamp tells them apart. What the
+        tables received of a run of that date came from the earlier file: it is
+        forgotten, so every table of the re-run is due.
         """
         assert run.run_at is not None  # noqa: S101
         if bookmark.is_loaded_run(run.run_at, run.file_name):
