@@ -27,7 +27,7 @@ from tests.conftest import (
     export_with,
     sync_in_process,
 )
-from tests.oktopost_stand_in import OktopostStandIn, make_zip
+from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
 SEEDS = range(8)
 WORDS = ("Leads", "Posts", "Clicks", "Reach", "Campaigns", "Shares", "Stats")
@@ -74,12 +74,10 @@ def account(rng: random.Random, count: int) -> list[Export]:
 def serve(stand_in: OktopostStandIn, exports: list[Export]) -> None:
     for export in exports:
         stand_in.add_export(
-            export_with(export.export_id, {}, export.run_date)
-            if not export.files
-            else export_with(
-                export.export_id,
-                {n: csv_text(r) for n, r in export.files.items()},
-                export.run_date,
+            StandInExport(
+                id=export.export_id,
+                last_run_date=export.run_date,
+                archive=export.archive(),
             )
         )
 
