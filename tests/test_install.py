@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tap_oktopost.names import table_name
+from tap_oktopost.tables.names import table_name
 from tap_oktopost.tap import TapOktopost
 from tests.conftest import building_from_checkout, csv_text, meltano_in
 from tests.oktopost_stand_in import (
