@@ -15,8 +15,9 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_oktopost.api.errors import OktopostError, printable
 from tap_oktopost.api.exports import SAFE_DESTINATION_FIELDS, metadata_record
+from tap_oktopost.archives.archive import member_error
 from tap_oktopost.sync.batches import BatchFiles
-from tap_oktopost.sync.ledger import EXPORTS_STREAM
+from tap_oktopost.sync.ledger import COLUMN_TYPES_KEY, EXPORTS_STREAM
 from tap_oktopost.sync.output import RecordLines
 from tap_oktopost.sync.progress import QuietCounter, QuietTimer, TableProgress
 from tap_oktopost.tables.column_types import (
@@ -31,7 +32,6 @@ from tap_oktopost.tables.csv_data import (
     CsvSource,
     MemberScan,
     RecordBuilder,
-    read_error_text,
     scan_member,
 )
 from tap_oktopost.tables.names import (
@@ -48,13 +48,14 @@ from tap_oktopost.tables.type_policy import KEEP, TEXT, settle_types
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+    from singer_sdk import Tap
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib import Catalog
 
     from tap_oktopost.archives.download import ExportArchive
+    from tap_oktopost.sync.extraction import Extraction
     from tap_oktopost.sync.runs import RunLoad, SyncPlan
-    from tap_oktopost.tap import TapOktopost
 
 _DECLARED_TYPES: dict[type, th.JSONTypeHelper[Any]] = {
     str: th.StringType(),
@@ -83,21 +84,24 @@ _SYNC_TIMESTAMP = th.Property(
 
 TYPE_SCAN = "read for its types before any row went out"
 """Where a file that breaks while a sync reads it for its types broke off."""
-COLUMN_TYPES_KEY = "column_types"
-"""Where a CSV stream's state keeps the column types its target has."""
 
 
 class OktopostStream(Stream):
-    """A stream reading through the tap's shared API client and archive store."""
+    """A stream of one sync, reading through the sync's owner (`Extraction`).
+
+    The tap is handed to the SDK's `Stream` only: everything the tap's streams
+    share (client, archives, bookmarks, plan) comes from `extraction`.
+    """
 
     def __init__(
         self,
-        tap: TapOktopost,
+        tap: Tap,
+        extraction: Extraction,
         name: str | None = None,
         schema: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(tap, schema=schema, name=name)
-        self.oktopost = tap
+        self.extraction = extraction
 
     def get_batch_config(self, config: Mapping[str, Any]) -> BatchConfig | None:
         """Send RECORDs, whatever `batch_config` says: metadata streams are small.
@@ -118,12 +122,12 @@ class ExportListStream(OktopostStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """List every export, without destination credentials.
 
-        The listing is the tap's, shared with `TapOktopost.export_ids`: each page
+        The listing is the sync's, shared with `Extraction.export_ids`: each page
         is asked for once a process.
         """
-        for export in self.oktopost.export_listing.exports:
+        for export in self.extraction.export_listing.exports:
             record = metadata_record(export)
-            record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
+            record[SYNC_TIMESTAMP] = self.extraction.sync_timestamp
             yield record
 
 
@@ -156,7 +160,7 @@ class ActiveExportStream(OktopostStream):
     @property
     def partitions(self) -> list[dict[str, Any]]:
         """One partition per export to load, so each export keeps its own bookmark."""
-        return [{"Id": export_id} for export_id in self.oktopost.export_ids]
+        return [{"Id": export_id} for export_id in self.extraction.export_ids]
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Describe each run being loaded; its bookmark moves once all of it is out.
@@ -164,12 +168,12 @@ class ActiveExportStream(OktopostStream):
         The SDK syncs the CSV streams for a record before writing the record, so when
         this generator resumes, the run's rows and its detail are out.
         """
-        plan = self.oktopost.sync_plan
+        plan = self.extraction.plan
         export_id = context["Id"] if context else None
         load = plan.loads.get(export_id) if export_id else None
         if load is not None:
             record = copy.deepcopy(load.run.record)
-            record[SYNC_TIMESTAMP] = self.oktopost.sync_timestamp
+            record[SYNC_TIMESTAMP] = self.extraction.sync_timestamp
             yield record
             plan.finish(load.run.export_id)
         if not context or context == self.partitions[-1]:
@@ -195,7 +199,7 @@ class ActiveExportStream(OktopostStream):
         context: Context | None,
     ) -> Iterable[Context | None]:
         """Hand the run to the CSV streams when some of its tables are due."""
-        load = self.oktopost.sync_plan.loads.get(record["Id"])
+        load = self.extraction.plan.loads.get(record["Id"])
         if load is not None and load.tables_due:
             yield {EXPORT_ID: load.run.export_id, EXPORT_RUN_AT: load.run.run_at}
 
@@ -214,12 +218,13 @@ class ExportFileStream(OktopostStream):
 
     def __init__(
         self,
-        tap: TapOktopost,
+        tap: Tap,
+        extraction: Extraction,
         name: str,
         schema: dict[str, Any],
         primary_keys: Sequence[str],
     ) -> None:
-        super().__init__(tap, schema=schema, name=name)
+        super().__init__(tap, extraction, schema=schema, name=name)
         self.primary_keys = primary_keys
         self._record_counter: metrics.Counter | None = None
         self._scans: dict[tuple[str, str], MemberScan] = {}
@@ -243,8 +248,8 @@ class ExportFileStream(OktopostStream):
         sync. A file that cannot be read fails its export only.
         """
         remembered = self.stream_state.get(COLUMN_TYPES_KEY, {})
-        pinned = self.oktopost.pinned_types(self.name)
-        policy = self.oktopost.column_typing
+        pinned = self.extraction.pinned_types(self.name)
+        policy = self.extraction.column_typing
         properties = self.effective_schema["properties"]
         declared = self._column_types()
         earlier = EarlierNames.of_table(properties, remembered)
@@ -355,7 +360,7 @@ class ExportFileStream(OktopostStream):
             for name, column in properties.items()
             if self.mask[("properties", name)]
         }
-        self.oktopost.mapper.register_raw_stream_schema(
+        self.extraction.register_schema(
             self.name,
             {**self.effective_schema, "properties": selected},
             self.primary_keys,
@@ -367,7 +372,7 @@ class ExportFileStream(OktopostStream):
         Records that need none of the SDK's per-record work are written here in
         batches (see `tap_oktopost.output`); the others are yielded to the SDK.
         """
-        plan = self.oktopost.sync_plan
+        plan = self.extraction.plan
         load = self._due_load(context)
         if load is None or load.archive is None:
             return
@@ -392,9 +397,7 @@ class ExportFileStream(OktopostStream):
 
     def _due_load(self, context: Context | None) -> RunLoad | None:
         """Give the run the parent stream handed over, if this sync loads it."""
-        return (
-            self.oktopost.sync_plan.loads.get(context[EXPORT_ID]) if context else None
-        )
+        return self.extraction.plan.loads.get(context[EXPORT_ID]) if context else None
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
@@ -405,7 +408,7 @@ class ExportFileStream(OktopostStream):
         SDK writes each file's BATCH message when given the file, so when the last
         `yield` returns, every file of the run is out and the bookmark may move.
         """
-        plan = self.oktopost.sync_plan
+        plan = self.extraction.plan
         load = self._due_load(context)
         if load is None or load.archive is None:
             return
@@ -468,7 +471,7 @@ class ExportFileStream(OktopostStream):
         """
         if self.name not in load.tables_due:
             return
-        plan = self.oktopost.sync_plan
+        plan = self.extraction.plan
         plan.rows_sent.setdefault(load.run.export_id, {})[self.name] = rows
         self.stream_state[COLUMN_TYPES_KEY] = {
             name: column_type.value
@@ -533,7 +536,7 @@ class ExportFileStream(OktopostStream):
             return None
         now = datetime.datetime.now(datetime.timezone.utc)
         return RecordLines(
-            self.oktopost.writer,
+            self.extraction.writer,
             self.stream_maps[0].stream_alias,
             now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             progress.sent,
@@ -552,7 +555,7 @@ class ExportFileStream(OktopostStream):
             [column_type_of(properties[name]) for name in scan.names],
             {
                 EXPORT_ID: archive.run.export_id,
-                SYNC_TIMESTAMP: self.oktopost.sync_timestamp,
+                SYNC_TIMESTAMP: self.extraction.sync_timestamp,
                 SOURCE_FILE: member,
                 EXPORT_RUN_AT: archive.run.run_at,
             },
@@ -618,7 +621,7 @@ class UnfitValues:
             return
         stream = self.stream
         column_type = column_type_of(stream.effective_schema["properties"][column])
-        if column in stream.oktopost.pinned_types(stream.name):
+        if column in stream.extraction.pinned_types(stream.name):
             advice = "as the column_types setting pins it"
         else:
             advice = (
@@ -650,13 +653,3 @@ class UnfitValues:
                 UNFIT_VALUES,
                 ", ".join(f"{n} of column {c}" for c, n in sorted(self.counts.items())),
             )
-
-
-def member_error(
-    archive: ExportArchive, member: str, error: Exception, stage: str
-) -> OktopostError:
-    """Name the export, the file and where in it reading broke off."""
-    if isinstance(error, OktopostError):  # it names the export and file already
-        return OktopostError(f"{error} ({stage})")
-    where = f"Export {archive.run.export_id}, file {printable(member)}, {stage}"
-    return OktopostError(f"{where}: {printable(read_error_text(error))}")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime
 import difflib
 import io
-import itertools
 import json
 import signal
 import sys
@@ -18,67 +16,48 @@ import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_oktopost.api.client import ExportListing, OktopostClient
-from tap_oktopost.api.errors import OktopostError, printable
-from tap_oktopost.api.exports import ExportRun
-from tap_oktopost.api.retry import retry_settings
+from tap_oktopost.api.errors import OktopostError
 from tap_oktopost.api.transport import EU_BASE_URL, US_BASE_URL, base_url_problem
 from tap_oktopost.archives.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
 from tap_oktopost.archives.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
     DEFAULT_MAX_DISK_BYTES,
-    ArchiveStore,
-    ExportArchive,
-    FileChangedError,
-    NotCsvExportError,
 )
 from tap_oktopost.streams import (
-    COLUMN_TYPES_KEY,
     ActiveExportStream,
     ExportFileStream,
     ExportListStream,
     OktopostStream,
-    member_error,
 )
-from tap_oktopost.sync.batches import prepare_root
+from tap_oktopost.sync.extraction import Extraction
 from tap_oktopost.sync.ledger import (
     EXPORTS_STREAM,
-    RunLedger,
     checked_state,
-    read_bookmarks,
     read_state_file,
 )
 from tap_oktopost.sync.output import WholeMessageWriter
-from tap_oktopost.sync.runs import SyncPlan
+from tap_oktopost.sync.settings import Settings
 from tap_oktopost.tables.column_types import TYPE_NAMES
 from tap_oktopost.tables.csv_data import (
     DEFAULT_KEY,
     DEFAULT_MAX_FIELD_CHARACTERS,
     FIELD_LIMIT_SETTING,
-    READ_ERRORS,
-    CsvSource,
-    TableShape,
     limit_field_size,
 )
-from tap_oktopost.tables.names import SOURCE_FILE, EarlierNames, case_clashes
+from tap_oktopost.tables.names import SOURCE_FILE, case_clashes
 from tap_oktopost.tables.type_policy import KEEP, TYPING_POLICIES
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping, Sequence
     from types import FrameType
 
     from singer_sdk import Stream
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
-
-SAMPLE_ROWS = 2000
-"""Rows per CSV file read at discovery for the catalog's types; a sync reads all."""
-SAMPLE_BUFFER_BYTES = 16 * 1024
-"""Small reads, so that discovery fetches little more of a remote file than it uses."""
 
 
 class TapOktopost(Tap):
@@ -246,7 +225,6 @@ class TapOktopost(Tap):
         if isinstance(state, dict):
             state = checked_state(state)
         self.initial_state = state if isinstance(state, dict) else {}
-        self._sync_plan: SyncPlan | None = None
         self.writer = WholeMessageWriter()
         super().__init__(state=state, message_writer=self.writer, **kwargs)
         self._warn_of_unknown_settings()
@@ -282,7 +260,7 @@ class TapOktopost(Tap):
             ctx.exit(1)
         failure: OktopostError | None = None
         try:
-            user = tap.client.check_credentials()
+            user = tap.extraction.client.check_credentials()
         except OktopostError as error:
             failure = error
         if failure is not None:
@@ -290,7 +268,7 @@ class TapOktopost(Tap):
             ctx.exit(1)
         tap.logger.info(
             "Oktopost accepted the credentials of account %s (user %s)",
-            tap.config["account_id"],
+            tap.extraction.settings.account_id,
             user.get("Name") or user.get("Id") or "unnamed",
         )
         ctx.exit()
@@ -357,43 +335,35 @@ class TapOktopost(Tap):
         return {name: streams[name] for name in order}
 
     @cached_property
-    def client(self) -> OktopostClient:
-        """The API client, made on first use: discovery may run before any call."""
-        return OktopostClient.from_config(self.config, self.logger)
+    def extraction(self) -> Extraction:
+        """The owner of this sync, built from the settings once they are read.
 
-    @cached_property
-    def archives(self) -> ArchiveStore:
-        """Every archive this process downloads, shared by discovery and sync."""
-        return ArchiveStore(
-            self.export_run,
-            max_uncompressed_bytes=self.config.get(
-                "max_uncompressed_bytes", DEFAULT_MAX_UNCOMPRESSED_BYTES
-            ),
-            max_archive_bytes=self.config.get(
-                "max_archive_bytes", DEFAULT_MAX_ARCHIVE_BYTES
-            ),
-            max_disk_bytes=self.config.get("max_disk_bytes", DEFAULT_MAX_DISK_BYTES),
-            **self._retry_settings,
+        It gets from the tap, as plain functions, what the SDK keeps here: the
+        bookmarks' place in the state, the state's writing, the CSV streams and
+        the stream maps.
+        """
+        return Extraction(
+            Settings.from_config(self.config),
+            logger=self.logger,
+            writer=self.writer,
+            initial_state=self.initial_state,
+            bookmark_partition=lambda export_id: self.streams[
+                EXPORTS_STREAM
+            ].get_context_state({"Id": export_id}),
+            write_state=lambda: self.state_writer.write_state(self.state),
+            tables=lambda: [
+                stream
+                for stream in self.streams.values()
+                if isinstance(stream, ExportFileStream)
+            ],
+            register_schema=self._register_schema,
         )
 
-    @property
-    def _retry_settings(self) -> dict[str, Any]:
-        return {**retry_settings(self.config), "logger": self.logger}
-
-    @cached_property
-    def sync_timestamp(self) -> str:
-        """One extraction time for every record of this run."""
-        return datetime.datetime.now(datetime.timezone.utc).isoformat()
-
-    @cached_property
-    def ledger(self) -> RunLedger:
-        """The bookmarks: read from the input state, written as STATE messages."""
-        exports = self.streams[EXPORTS_STREAM]
-        return RunLedger(
-            partition=lambda export_id: exports.get_context_state({"Id": export_id}),
-            flush=lambda: self.state_writer.write_state(self.state),
-            initial=self.initial_state,
-        )
+    def _register_schema(
+        self, name: str, schema: dict[str, Any], keys: Sequence[str]
+    ) -> None:
+        """Rebuild a stream's maps from its settled schema (made after the owner)."""
+        self.mapper.register_raw_stream_schema(name, schema, keys)
 
     @classmethod
     def invoke(cls, **kwargs: Any) -> None:
@@ -431,106 +401,21 @@ class TapOktopost(Tap):
             )
             raise OktopostError(message)
 
-    @property
-    def sync_plan(self) -> SyncPlan:
-        """The runs this sync loads, downloaded and typed before any CSV SCHEMA."""
-        if self._sync_plan is None:
-            self._sync_plan = self._prepare_sync_plan()
-        return self._sync_plan
-
-    def _prepare_sync_plan(self) -> SyncPlan:
-        if raw_batch_config := self.config.get("batch_config"):
-            removed = prepare_root(BatchConfig.from_dict(raw_batch_config), self.logger)
-            if removed:
-                self.logger.info("Deleted %d BATCH files of earlier syncs", removed)
-        plan = SyncPlan(
-            ledger=self.ledger,
-            archives=self.archives,
-            fetch_run=self.export_run,
-            logger=self.logger,
-        )
-        tables = [
-            stream
-            for stream in self.streams.values()
-            if isinstance(stream, ExportFileStream)
-        ]
-        selected = [stream for stream in tables if stream.selected]
-        plan.prepare(
-            self.export_ids,
-            selected_tables={stream.name for stream in selected},
-            known_tables={stream.name for stream in tables},
-        )
-        self._fail_sync_for_listing(plan)
-        for stream in selected:
-            stream.settle_schema(plan)
-        return plan
-
-    @property
-    def column_typing(self) -> str:
-        """The column_typing setting."""
-        return str(self.config.get("column_typing", KEEP))
-
-    @cached_property
-    def export_listing(self) -> ExportListing:
-        """Every export of the account, listed once a process for every stream.
-
-        A listing cut short is logged at ERROR here (at discovery as at a sync);
-        a sync also ends non-zero for it, once the exports listed have loaded.
-        """
-        listing = self.client.list_exports()
-        if listing.incomplete is not None:
-            self.logger.error("%s", listing_cut_short(listing))
-        return listing
-
-    def _fail_sync_for_listing(self, plan: SyncPlan) -> None:
-        """Make a listing cut short a failure the sync's end reports, if one was made.
-
-        An export the listing missed is not loaded, and its run may be lost.
-        """
-        listing: ExportListing | None = self.__dict__.get("export_listing")
-        if listing is not None and listing.incomplete is not None:
-            plan.failures.setdefault(LISTING_FAILURE, listing_cut_short(listing))
-
-    @cached_property
-    def export_ids(self) -> list[str]:
-        """The exports to load: those configured, else every active one."""
-        configured = [
-            *self.config.get("export_ids", []),
-            *filter(None, [self.config.get("test_export_id")]),
-        ]
-        if configured:
-            return list(dict.fromkeys(configured))
-        active = [
-            str(export.get("Id"))
-            for export in self.export_listing.exports
-            if str(export.get("Status", "active")).lower() == "active"
-        ]
-        for odd in [
-            export_id for export_id in active if printable(export_id) != export_id
-        ]:
-            # It would forge log lines and state keys: no Oktopost Id looks like it.
-            self.logger.warning(
-                "Skipping an export whose Id %s is not text", printable(odd)
-            )
-        return [export_id for export_id in active if printable(export_id) == export_id]
-
-    def export_run(self, export_id: str) -> ExportRun:
-        """Fetch an export's detail: its last run and a fresh link to its file."""
-        return ExportRun.from_detail(export_id, self.client.get_export(export_id))
-
     def discover_streams(self) -> list[Stream]:
         """Give the two metadata streams and one stream per CSV file name."""
-        limit_field_size(
-            self.config.get(FIELD_LIMIT_SETTING, DEFAULT_MAX_FIELD_CHARACTERS)
-        )
+        extraction = self.extraction
+        limit_field_size(extraction.settings.max_field_characters)
         streams: list[OktopostStream] = [
-            ExportListStream(self),
-            ActiveExportStream(self),
+            ExportListStream(self, extraction),
+            ActiveExportStream(self, extraction),
         ]
         if self.input_catalog is not None:
             streams.extend(self._file_streams_from_catalog())
         else:
-            streams.extend(self._file_streams_from_archives())
+            streams.extend(
+                ExportFileStream(self, extraction, name, schema, keys)
+                for name, schema, keys in extraction.discover_tables()
+            )
         self._warn_of_unknown_tables_and_columns(streams)
         return list(streams)
 
@@ -542,125 +427,15 @@ class TapOktopost(Tap):
             schema = entry.schema.to_dict()
             if SOURCE_FILE not in schema.get("properties", {}):
                 continue
-            keys = entry.key_properties or self._primary_keys(entry.tap_stream_id)
-            streams.append(ExportFileStream(self, entry.tap_stream_id, schema, keys))
-        return streams
-
-    def _file_streams_from_archives(self) -> list[ExportFileStream]:
-        """Read each active export's archive: headers name columns, rows type them."""
-        shapes: dict[str, TableShape] = {}
-        bookmarks = read_bookmarks(self.initial_state)
-        earlier = self._names_in_state()
-        for export_id in self.export_ids:
-            try:
-                run = self.export_run(export_id)
-                if run.run_at is None:
-                    self.logger.info("Export %s has not run yet: no files", export_id)
-                    continue
-                if export_id in bookmarks and bookmarks[export_id].is_complete(
-                    run.run_at, run.file_name
-                ):
-                    continue  # a sync given this state has nothing of it to load
-                self._add_run_shapes(run, shapes, earlier)
-            except NotCsvExportError as error:
-                self.logger.warning("%s. It has no table to discover.", error)
-            except OktopostError as error:
-                self.logger.warning(
-                    "Discovery leaves export %s out of the catalog: %s. A sync with "
-                    "this catalog fails that export, loading the others, until a "
-                    "discovery reads it",
-                    export_id,
-                    error,
-                )
-        streams = []
-        for name, shape in sorted(shapes.items()):
-            schema = shape.json_schema(self.pinned_types(name))
-            keys = self._primary_keys(name)
-            if missing := [key for key in keys if key not in schema["properties"]]:
-                message = (
-                    f"Setting primary_keys: stream {name} has no column "
-                    f"{', '.join(missing)}"
-                )
-                raise ConfigValidationError(message, errors=[message])
-            streams.append(ExportFileStream(self, name, schema, keys))
-        return streams
-
-    def _add_run_shapes(
-        self,
-        run: ExportRun,
-        shapes: dict[str, TableShape],
-        earlier: dict[str, EarlierNames],
-    ) -> None:
-        """Add the columns and sample types of one run's CSV files.
-
-        A file replaced in storage while read remotely is read again from scratch
-        (a bounded number of times) and only what one version holds is added, so a
-        catalog never holds columns of two versions of one file.
-        """
-        attempt, ranged = 0, True
-        while True:
-            attempt += 1
-            trial = copy.deepcopy(shapes)  # columns are few: a cheap copy
-            changed: FileChangedError | None = None
-            archive = self.archives.archive(run, headers_only=ranged)
-            try:
-                self._add_shapes(archive, trial, earlier)
-            except FileChangedError as error:
-                changed = error
-            finally:
-                if archive.path is None:
-                    archive.delete()
-                if changed is None:  # what was read before another failure counts
-                    shapes.update(trial)
-            if changed is None:
-                return
-            if attempt > self.archives.max_retries:
-                raise changed
-            ranged = not changed.whole
-            self.logger.warning(
-                "%s: reading it again from its start (%d of %d)",
-                changed,
-                attempt,
-                self.archives.max_retries,
+            keys = entry.key_properties or self.extraction.settings.primary_keys_of(
+                entry.tap_stream_id
             )
-
-    def _names_in_state(self) -> dict[str, EarlierNames]:
-        """Give each table's column names the state remembers types of."""
-        bookmarks = (self.initial_state or {}).get("bookmarks") or {}
-        return {
-            table: EarlierNames(in_state=frozenset(bookmark[COLUMN_TYPES_KEY]))
-            for table, bookmark in bookmarks.items()
-            if isinstance(bookmark, dict)
-            and isinstance(bookmark.get(COLUMN_TYPES_KEY), dict)
-        }
-
-    @staticmethod
-    def _add_shapes(
-        archive: ExportArchive,
-        shapes: dict[str, TableShape],
-        earlier: dict[str, EarlierNames],
-    ) -> None:
-        """Add the columns and sample types of an archive's CSV files."""
-        for name, members in archive.tables.items():
-            for member in members:
-                try:
-                    with archive.open_member(member) as binary:
-                        rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
-                        header = next((row for row in rows if row), None)
-                        if header is not None:
-                            shape = shapes.setdefault(name, TableShape())
-                            shape.add(
-                                header,
-                                itertools.islice(rows, SAMPLE_ROWS),
-                                earlier.get(name),
-                            )
-                except FileChangedError:
-                    raise
-                except (*READ_ERRORS, OktopostError) as error:
-                    failure = member_error(archive, member, error, "at discovery")
-                else:
-                    continue
-                raise failure  # out of the handler: no chained error to print
+            streams.append(
+                ExportFileStream(
+                    self, self.extraction, entry.tap_stream_id, schema, keys
+                )
+            )
+        return streams
 
     def _warn_of_unknown_settings(self) -> None:
         """Name each setting the tap does not know: a misspelt one is ignored."""
@@ -685,8 +460,13 @@ class TapOktopost(Tap):
             for stream in streams
             if isinstance(stream, ExportFileStream)
         }
-        for setting in ("primary_keys", "column_types"):
-            for table, named in (self.config.get(setting) or {}).items():
+        settings = self.extraction.settings
+        given: dict[str, Mapping[str, Collection[str]]] = {
+            "primary_keys": settings.primary_keys,
+            "column_types": settings.column_types,
+        }
+        for setting, tables in given.items():
+            for table, named in tables.items():
                 if table not in columns:
                     self.logger.warning(
                         "Setting %s: no CSV stream is named %s (the streams: %s)",
@@ -701,28 +481,6 @@ class TapOktopost(Tap):
                         table,
                         ", ".join(missing),
                     )
-
-    def pinned_types(self, stream_name: str) -> dict[str, str]:
-        """Give the column types the column_types setting fixes for a stream."""
-        pinned: dict[str, dict[str, str]] = self.config.get("column_types") or {}
-        return dict(pinned.get(stream_name, {}))
-
-    def _primary_keys(self, stream_name: str) -> list[str]:
-        configured: dict[str, list[str]] = self.config.get("primary_keys") or {}
-        return list(configured.get(stream_name) or DEFAULT_KEY)
-
-
-LISTING_FAILURE = "(listing of exports)"
-"""The key of a listing cut short among a sync's failures: no export Id looks so."""
-
-
-def listing_cut_short(listing: ExportListing) -> str:
-    """Say that the listing stopped early, why, and what the tap does about it."""
-    return (
-        f"Listing exports was cut short: {listing.incomplete}. The "
-        f"{len(listing.exports)} exports listed still load, and the sync ends with "
-        "an error: an export not listed is not loaded, and its run may be lost"
-    )
 
 
 def config_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import requests
+from requests.auth import HTTPBasicAuth
 
 from tap_oktopost.api.client import OktopostClient
 from tap_oktopost.api.errors import (
@@ -34,6 +35,7 @@ from tap_oktopost.api.retry import (
     MAX_RETRY_AFTER_SECONDS,
     CallThrottle,
     api_status_error,
+    call_log_path,
     oktopost_message,
     retry_after_seconds,
     retry_settings,
@@ -95,9 +97,12 @@ def make_client(
         "max_retries": 2,
         **settings,
     }
-    return OktopostClient.from_config(
-        config,
-        logging.getLogger("tap-oktopost-test"),
+    return OktopostClient(
+        base_url,
+        HTTPBasicAuth(account_id, api_key),
+        **retry_settings(config),
+        logger=logging.getLogger("tap-oktopost-test"),
+        call_log=call_log_path(base_url, account_id),
         sleep=clock.sleep,
         clock=clock,
         wall_clock=lambda: NOW,

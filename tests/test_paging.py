@@ -330,8 +330,8 @@ def test_the_tap_filters_active_exports_from_the_one_listing(
 
     tap = TapOktopost(config=config_for(stand_in))
 
-    assert tap.export_ids == [export_id(1)]
-    assert [export["Id"] for export in tap.export_listing.exports] == [
+    assert tap.extraction.export_ids == [export_id(1)]
+    assert [export["Id"] for export in tap.extraction.export_listing.exports] == [
         export_id(1),
         export_id(2),
     ]

@@ -15,20 +15,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
-from requests.auth import AuthBase, HTTPBasicAuth
+from requests.auth import AuthBase
 
 from tap_oktopost.api.errors import OktopostError, printable, request_error
+from tap_oktopost.api.exports import ExportRun
 from tap_oktopost.api.retry import (
     CallThrottle,
     api_status_error,
-    call_log_path,
     oktopost_message,
     retry_after_seconds,
-    retry_settings,
     retrying,
 )
 from tap_oktopost.api.transport import (
-    US_BASE_URL,
     CredentialFreeSession,
     RequestDeadline,
     base_url_problem,
@@ -38,7 +36,7 @@ from tap_oktopost.api.transport import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
 MAX_PAGES = 1000
 """Pages of exports read at most: at 60 calls a minute, 17 minutes of the 20,000
@@ -161,21 +159,6 @@ class OktopostClient:
         self.session = CredentialFreeSession()
         self.session.auth = auth
         self.session.headers["Accept"] = "application/json"
-
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], logger: logging.Logger, **timing: Any
-    ) -> OktopostClient:
-        """Build the client from the tap's settings; `timing` is for tests."""
-        base_url = config.get("base_url", US_BASE_URL)
-        return cls(
-            base_url,
-            HTTPBasicAuth(config["account_id"], config["api_key"]),
-            **retry_settings(config),
-            logger=logger,
-            call_log=call_log_path(str(base_url), str(config["account_id"])),
-            **timing,
-        )
 
     def get(self, path: str, what: str, params: dict[str, Any] | None = None) -> Any:
         """GET an API path and return its body, once `Result` says it succeeded."""
@@ -351,3 +334,11 @@ class OktopostClient:
             message = f"Export {export_id}: Oktopost's answer has no 'Export' object"
             raise OktopostError(message)
         return export
+
+    def export_run(self, export_id: str) -> ExportRun:
+        """Fetch an export's last run, with a fresh link to its file.
+
+        The archive store calls it when a signed link has expired, so that the
+        fetching of links stays with the API, whoever reads the file.
+        """
+        return ExportRun.from_detail(export_id, self.get_export(export_id))

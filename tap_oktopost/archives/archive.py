@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from tap_oktopost.api.errors import OktopostError, printable
+from tap_oktopost.tables.csv_data import read_error_text
 from tap_oktopost.tables.names import table_name
 
 if TYPE_CHECKING:
@@ -533,3 +534,13 @@ class ExportArchive:
             nested.close()
         if self.zip_file is not None:
             self.zip_file.close()
+
+
+def member_error(
+    archive: ExportArchive, member: str, error: Exception, stage: str
+) -> OktopostError:
+    """Name the export, the file and where in it reading broke off."""
+    if isinstance(error, OktopostError):  # it names the export and file already
+        return OktopostError(f"{error} ({stage})")
+    where = f"Export {archive.run.export_id}, file {printable(member)}, {stage}"
+    return OktopostError(f"{where}: {printable(read_error_text(error))}")

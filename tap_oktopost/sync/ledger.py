@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 EXPORTS_STREAM = "active_export_metadata"
 """The stream whose state partitions hold the bookmarks."""
+COLUMN_TYPES_KEY = "column_types"
+"""Where a CSV stream's state keeps the column types its target has."""
 EARLIER_RUNS_KEPT = 50
 """Runs remembered per export besides the loaded one: weeks of daily runs."""
 
