@@ -1,10 +1,11 @@
-"""One sync's owner, bookkeeping and output: the plan, the bookmarks, RECORD and BATCH.
+"""One sync's owner, bookkeeping and output: plan, bookmarks, RECORD and BATCH.
 
-Owns `extraction` (the one owner of a sync the streams are handed: client, archive
-store, bookmarks, listing, plan, typing settings, timestamp, writer), `settings`
-(the config read once into a typed value), `runs` (the runs a sync loads, planned before any CSV stream's SCHEMA),
-`ledger` (the bookmarks' layout in state), `batches` (BATCH files), `output`
-(the RECORD writer) and `progress` (what the operator sees while it runs).
+Owns `extraction` (the one owner of a sync, handed to every stream: client,
+archive store, bookmarks, listing, plan, typing settings, timestamp, writer),
+`settings` (the config read once into a typed value), `runs` (the runs a sync
+loads, planned before any CSV stream's SCHEMA), `ledger` (the bookmarks' layout
+in state), `batches` (BATCH files), `output` (the RECORD writer) and `progress`
+(what the operator sees while it runs).
 
 Imports: `api`, `tables` and `archives` only (order: api <- tables <- archives <-
 sync <- streams <- tap; each imports only those before it).
