@@ -15,6 +15,7 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_oktopost.batches import BatchFiles
 from tap_oktopost.client import OktopostError, printable
+from tap_oktopost.column_typing import KEEP, TEXT, settle_types, type_changes
 from tap_oktopost.csv_data import (
     EXPORT_ID,
     EXPORT_RUN_AT,
@@ -39,7 +40,6 @@ from tap_oktopost.ledger import EXPORTS_STREAM
 from tap_oktopost.names import superseded
 from tap_oktopost.output import RecordLines
 from tap_oktopost.progress import QuietCounter, QuietTimer, TableProgress
-from tap_oktopost.type_policy import KEEP, TEXT, settle_types
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -255,6 +255,7 @@ class ExportFileStream(OktopostStream):
             **{n: ColumnType(t) for n, t in pinned.items()},
         }
         scanned: dict[str, ColumnType] = {}
+        widened_by: dict[str, str] = {}
         headers: dict[str, str] = {}
         for load in list(plan.loads.values()):
             archive = load.archive
@@ -288,6 +289,8 @@ class ExportFileStream(OktopostStream):
                     scan.names, scan.header, scan.types, strict=True
                 ):
                     scanned[name] = widen(scanned.get(name, ColumnType.NULL), found)
+                    if found is not declared.get(name, found):
+                        widened_by.setdefault(name, load.run.export_id)
                     headers.setdefault(name, cell)
         stale = superseded(earlier.texts, headers)
         settled = settle_types(
@@ -297,6 +300,8 @@ class ExportFileStream(OktopostStream):
             pinned=pinned,
             policy=policy,
         )
+        for change in type_changes(self.name, declared, settled, widened_by):
+            self.logger.warning("%s", change)
         for key, scan in self._scans.items():
             self._proven[key] = frozenset(
                 name

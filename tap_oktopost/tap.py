@@ -7,11 +7,11 @@ import copy
 import datetime
 import difflib
 import io
-import itertools
 import json
 import signal
 import sys
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
@@ -25,6 +25,11 @@ from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_oktopost.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
+from tap_oktopost.archive_cache import (
+    DEFAULT_CACHE_BYTES,
+    ArchiveCache,
+    default_cache_dir,
+)
 from tap_oktopost.batches import prepare_root
 from tap_oktopost.client import (
     EU_BASE_URL,
@@ -36,6 +41,14 @@ from tap_oktopost.client import (
     printable,
     retry_settings,
 )
+from tap_oktopost.column_typing import (
+    DEFAULT_WHOLE_FILE_BYTES,
+    KEEP,
+    TYPING_POLICIES,
+    WHOLE_FILE_SETTING,
+    TableShape,
+    add_member_shape,
+)
 from tap_oktopost.csv_data import (
     DEFAULT_KEY,
     DEFAULT_MAX_FIELD_CHARACTERS,
@@ -43,9 +56,7 @@ from tap_oktopost.csv_data import (
     READ_ERRORS,
     SOURCE_FILE,
     TYPE_NAMES,
-    CsvSource,
     EarlierNames,
-    TableShape,
     limit_field_size,
 )
 from tap_oktopost.download import (
@@ -75,18 +86,12 @@ from tap_oktopost.streams import (
     OktopostStream,
     member_error,
 )
-from tap_oktopost.type_policy import KEEP, TYPING_POLICIES
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from singer_sdk import Stream
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
-
-SAMPLE_ROWS = 2000
-"""Rows per CSV file read at discovery for the catalog's types; a sync reads all."""
-SAMPLE_BUFFER_BYTES = 16 * 1024
-"""Small reads, so that discovery fetches little more of a remote file than it uses."""
 
 
 class TapOktopost(Tap):
@@ -247,6 +252,39 @@ class TapOktopost(Tap):
                 "archive would pass it fails (its bookmark stays); the others load"
             ),
         ),
+        th.Property(
+            WHOLE_FILE_SETTING,
+            th.IntegerType(minimum=0),
+            default=DEFAULT_WHOLE_FILE_BYTES,
+            title="Whole-File Discovery Bytes",
+            description=(
+                "Archives up to this size, as downloaded, are downloaded whole at "
+                "discovery and every row types the catalog, so its types are those "
+                "the sync sends; larger ones are typed from the first 2,000 rows "
+                "of each file, read by Range requests (0: every archive)"
+            ),
+        ),
+        th.Property(
+            "archive_cache_dir",
+            th.StringType(min_length=1),
+            title="Archive Cache Folder",
+            description=(
+                "Where archives downloaded at discovery wait for the sync's process "
+                "(default: $XDG_CACHE_HOME/tap-oktopost/archives, else "
+                "~/.cache/tap-oktopost/archives); made private (0700)"
+            ),
+        ),
+        th.Property(
+            "archive_cache_bytes",
+            th.IntegerType(minimum=0),
+            default=DEFAULT_CACHE_BYTES,
+            title="Archive Cache Bytes",
+            description=(
+                "Most disk the archive cache takes: the least recently used "
+                "archives go first, and a newer run replaces an export's older "
+                "ones (0: no cache, so discovery and sync each download)"
+            ),
+        ),
     ).to_dict()
 
     def __init__(self, *, state: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -381,6 +419,11 @@ class TapOktopost(Tap):
                 "max_archive_bytes", DEFAULT_MAX_ARCHIVE_BYTES
             ),
             max_disk_bytes=self.config.get("max_disk_bytes", DEFAULT_MAX_DISK_BYTES),
+            cache=ArchiveCache(
+                Path(self.config.get("archive_cache_dir") or default_cache_dir()),
+                self.config.get("archive_cache_bytes", DEFAULT_CACHE_BYTES),
+                self.logger,
+            ),
             **self._retry_settings,
         )
 
@@ -582,7 +625,7 @@ class TapOktopost(Tap):
                 )
         streams = []
         for name, shape in sorted(shapes.items()):
-            schema = shape.json_schema(self.pinned_types(name))
+            schema = shape.json_schema(self.pinned_types(name), self.column_typing)
             keys = self._primary_keys(name)
             if missing := [key for key in keys if key not in schema["properties"]]:
                 message = (
@@ -610,7 +653,13 @@ class TapOktopost(Tap):
             attempt += 1
             trial = copy.deepcopy(shapes)  # columns are few: a cheap copy
             changed: FileChangedError | None = None
-            archive = self.archives.archive(run, headers_only=ranged)
+            archive = self.archives.archive(
+                run,
+                headers_only=ranged,
+                whole_up_to=self.config.get(
+                    WHOLE_FILE_SETTING, DEFAULT_WHOLE_FILE_BYTES
+                ),
+            )
             try:
                 self._add_shapes(archive, trial, earlier)
             except FileChangedError as error:
@@ -648,20 +697,11 @@ class TapOktopost(Tap):
         shapes: dict[str, TableShape],
         earlier: dict[str, EarlierNames],
     ) -> None:
-        """Add the columns and sample types of an archive's CSV files."""
+        """Add the columns and types of an archive's CSV files."""
         for name, members in archive.tables.items():
             for member in members:
                 try:
-                    with archive.open_member(member) as binary:
-                        rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
-                        header = next((row for row in rows if row), None)
-                        if header is not None:
-                            shape = shapes.setdefault(name, TableShape())
-                            shape.add(
-                                header,
-                                itertools.islice(rows, SAMPLE_ROWS),
-                                earlier.get(name),
-                            )
+                    add_member_shape(archive, member, name, shapes, earlier.get(name))
                 except FileChangedError:
                     raise
                 except (*READ_ERRORS, OktopostError) as error:

@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
+from tap_oktopost.column_typing import TableShape
 from tap_oktopost.csv_data import (
     METADATA_PROPERTIES,
     SEPARATORS,
@@ -20,7 +21,6 @@ from tap_oktopost.csv_data import (
     MemberScan,
     RecordBuilder,
     SeparatorError,
-    TableShape,
     decoding_of,
     scan_member,
     separator_of,

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tap_oktopost.column_typing import SAMPLE_ROWS
 from tap_oktopost.csv_data import (
     DEFAULT_KEY,
     METADATA_PROPERTIES,
@@ -34,7 +35,6 @@ from tap_oktopost.csv_data import (
     column_type_of,
 )
 from tap_oktopost.ledger import read_bookmarks
-from tap_oktopost.tap import SAMPLE_ROWS
 from tests.conftest import (
     MELTANO_SYS_DIR,
     POSTGRES_PORT,
