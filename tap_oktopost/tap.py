@@ -6,6 +6,7 @@ import contextlib
 import copy
 import datetime
 import difflib
+import functools
 import io
 import json
 import signal
@@ -24,42 +25,18 @@ from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_oktopost.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
-from tap_oktopost.archive_cache import (
+from tap_oktopost.api.client import ExportListing, OktopostClient
+from tap_oktopost.api.errors import OktopostError, printable
+from tap_oktopost.api.exports import ExportRun
+from tap_oktopost.api.retry import retry_settings
+from tap_oktopost.api.transport import EU_BASE_URL, US_BASE_URL, base_url_problem
+from tap_oktopost.archives.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
+from tap_oktopost.archives.cache import (
     DEFAULT_CACHE_BYTES,
     ArchiveCache,
     default_cache_dir,
 )
-from tap_oktopost.batches import prepare_root
-from tap_oktopost.client import (
-    EU_BASE_URL,
-    US_BASE_URL,
-    ExportListing,
-    OktopostClient,
-    OktopostError,
-    base_url_problem,
-    printable,
-    retry_settings,
-)
-from tap_oktopost.column_typing import (
-    DEFAULT_WHOLE_FILE_BYTES,
-    KEEP,
-    TYPING_POLICIES,
-    WHOLE_FILE_SETTING,
-    TableShape,
-    add_member_shape,
-)
-from tap_oktopost.csv_data import (
-    DEFAULT_KEY,
-    DEFAULT_MAX_FIELD_CHARACTERS,
-    FIELD_LIMIT_SETTING,
-    READ_ERRORS,
-    SOURCE_FILE,
-    TYPE_NAMES,
-    EarlierNames,
-    limit_field_size,
-)
-from tap_oktopost.download import (
+from tap_oktopost.archives.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
     DEFAULT_MAX_DISK_BYTES,
     ArchiveStore,
@@ -67,17 +44,6 @@ from tap_oktopost.download import (
     FileChangedError,
     NotCsvExportError,
 )
-from tap_oktopost.exports import ExportRun
-from tap_oktopost.ledger import (
-    EXPORTS_STREAM,
-    RunLedger,
-    checked_state,
-    read_bookmarks,
-    read_state_file,
-)
-from tap_oktopost.names import case_clashes
-from tap_oktopost.output import WholeMessageWriter
-from tap_oktopost.runs import SyncPlan
 from tap_oktopost.streams import (
     COLUMN_TYPES_KEY,
     ActiveExportStream,
@@ -86,6 +52,33 @@ from tap_oktopost.streams import (
     OktopostStream,
     member_error,
 )
+from tap_oktopost.sync.batches import prepare_root
+from tap_oktopost.sync.ledger import (
+    EXPORTS_STREAM,
+    RunLedger,
+    checked_state,
+    read_bookmarks,
+    read_state_file,
+)
+from tap_oktopost.sync.output import WholeMessageWriter
+from tap_oktopost.sync.runs import SyncPlan
+from tap_oktopost.tables.column_types import TYPE_NAMES
+from tap_oktopost.tables.column_typing import (
+    DEFAULT_WHOLE_FILE_BYTES,
+    KEEP,
+    TYPING_POLICIES,
+    WHOLE_FILE_SETTING,
+    TableShape,
+    add_member_shape,
+)
+from tap_oktopost.tables.csv_data import (
+    DEFAULT_KEY,
+    DEFAULT_MAX_FIELD_CHARACTERS,
+    FIELD_LIMIT_SETTING,
+    READ_ERRORS,
+    limit_field_size,
+)
+from tap_oktopost.tables.names import SOURCE_FILE, EarlierNames, case_clashes
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -701,7 +694,13 @@ class TapOktopost(Tap):
         for name, members in archive.tables.items():
             for member in members:
                 try:
-                    add_member_shape(archive, member, name, shapes, earlier.get(name))
+                    add_member_shape(
+                        functools.partial(archive.open_member, member),
+                        whole=archive.path is not None,
+                        table=name,
+                        shapes=shapes,
+                        earlier=earlier.get(name),
+                    )
                 except FileChangedError:
                     raise
                 except (*READ_ERRORS, OktopostError) as error:

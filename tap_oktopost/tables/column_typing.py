@@ -16,26 +16,20 @@ does not fit it travels as text in `_sdc_unfit_values` instead.
 from __future__ import annotations
 
 import copy
-import functools
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from tap_oktopost.csv_data import (
-    METADATA_PROPERTIES,
+from tap_oktopost.tables.column_types import (
     ColumnType,
-    CsvSource,
-    EarlierNames,
-    column_names,
     property_schema,
-    scan_member,
     scan_types,
     widen,
 )
+from tap_oktopost.tables.csv_data import METADATA_PROPERTIES, CsvSource, scan_member
+from tap_oktopost.tables.names import EarlierNames, column_names
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from tap_oktopost.download import ExportArchive
+    from collections.abc import Callable, Iterable, Mapping
 
 KEEP = "keep"
 WIDEN = "widen"
@@ -64,7 +58,7 @@ class TableShape:
     def add(
         self,
         header: list[str],
-        sample_rows: Any,
+        sample_rows: Iterable[list[str]],
         earlier: EarlierNames | None = None,
     ) -> None:
         """Add one file's columns, typed from its rows."""
@@ -101,29 +95,30 @@ class TableShape:
 
 
 def add_member_shape(
-    archive: ExportArchive,
-    member: str,
+    open_member: Callable[[], IO[bytes]],
+    *,
+    whole: bool,
     table: str,
     shapes: dict[str, TableShape],
     earlier: EarlierNames | None,
 ) -> None:
     """Add one CSV file's columns at discovery, typed as the sync will type them.
 
-    An archive held whole is scanned whole, with the sync's own scan (decoding
-    decided from every byte); one read remotely gives its first rows. A file
-    with a header puts its table in `shapes` before its rows are read, so that a
-    file failing in its rows is a table whose sync names the fault.
+    A file on local disk (`whole`) is scanned whole, with the sync's own scan
+    (decoding decided from every byte); one read remotely gives its first rows.
+    A file with a header puts its table in `shapes` before its rows are read, so
+    that a file failing in its rows is a table whose sync names the fault.
     """
-    with archive.open_member(member) as binary:
+    with open_member() as binary:
         rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
         header = next((row for row in rows if row), None)
         if header is None:
             return
         shape = shapes.setdefault(table, TableShape())
-        if archive.path is None:
+        if not whole:
             shape.add(header, itertools.islice(rows, SAMPLE_ROWS), earlier)
             return
-    scan = scan_member(functools.partial(archive.open_member, member), earlier=earlier)
+    scan = scan_member(open_member, earlier=earlier)
     shape.add_typed(scan.header, scan.names, scan.types)
 
 
