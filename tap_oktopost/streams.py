@@ -26,6 +26,7 @@ from tap_oktopost.tables.column_types import (
     property_schema,
     widen,
 )
+from tap_oktopost.tables.column_typing import KEEP, TEXT, settle_types, type_changes
 from tap_oktopost.tables.csv_data import (
     METADATA_PROPERTIES,
     READ_ERRORS,
@@ -43,7 +44,6 @@ from tap_oktopost.tables.names import (
     EarlierNames,
     superseded,
 )
-from tap_oktopost.tables.type_policy import KEEP, TEXT, settle_types
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -264,6 +264,7 @@ class ExportFileStream(OktopostStream):
             **{n: ColumnType(t) for n, t in pinned.items()},
         }
         scanned: dict[str, ColumnType] = {}
+        widened_by: dict[str, str] = {}
         headers: dict[str, str] = {}
         for load in list(plan.loads.values()):
             archive = load.archive
@@ -297,6 +298,8 @@ class ExportFileStream(OktopostStream):
                     scan.names, scan.header, scan.types, strict=True
                 ):
                     scanned[name] = widen(scanned.get(name, ColumnType.NULL), found)
+                    if found is not declared.get(name, found):
+                        widened_by.setdefault(name, load.run.export_id)
                     headers.setdefault(name, cell)
         stale = superseded(earlier.texts, headers)
         settled = settle_types(
@@ -306,6 +309,8 @@ class ExportFileStream(OktopostStream):
             pinned=pinned,
             policy=policy,
         )
+        for change in type_changes(self.name, declared, settled, widened_by):
+            self.logger.warning("%s", change)
         for key, scan in self._scans.items():
             self._proven[key] = frozenset(
                 name

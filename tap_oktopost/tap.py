@@ -24,6 +24,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 from tap_oktopost.api.errors import OktopostError
 from tap_oktopost.api.transport import EU_BASE_URL, US_BASE_URL, base_url_problem
 from tap_oktopost.archives.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
+from tap_oktopost.archives.cache import DEFAULT_CACHE_BYTES
 from tap_oktopost.archives.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
     DEFAULT_MAX_DISK_BYTES,
@@ -43,6 +44,12 @@ from tap_oktopost.sync.ledger import (
 from tap_oktopost.sync.output import WholeMessageWriter
 from tap_oktopost.sync.settings import Settings
 from tap_oktopost.tables.column_types import TYPE_NAMES
+from tap_oktopost.tables.column_typing import (
+    DEFAULT_WHOLE_FILE_BYTES,
+    KEEP,
+    TYPING_POLICIES,
+    WHOLE_FILE_SETTING,
+)
 from tap_oktopost.tables.csv_data import (
     DEFAULT_KEY,
     DEFAULT_MAX_FIELD_CHARACTERS,
@@ -50,7 +57,6 @@ from tap_oktopost.tables.csv_data import (
     limit_field_size,
 )
 from tap_oktopost.tables.names import SOURCE_FILE, case_clashes
-from tap_oktopost.tables.type_policy import KEEP, TYPING_POLICIES
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -216,6 +222,39 @@ class TapOktopost(Tap):
                 "Most disk the archives held at once may take: a sync holds each "
                 "archive with rows due until its export is loaded. An export whose "
                 "archive would pass it fails (its bookmark stays); the others load"
+            ),
+        ),
+        th.Property(
+            WHOLE_FILE_SETTING,
+            th.IntegerType(minimum=0),
+            default=DEFAULT_WHOLE_FILE_BYTES,
+            title="Whole-File Discovery Bytes",
+            description=(
+                "Archives up to this size, as downloaded, are downloaded whole at "
+                "discovery and every row types the catalog, so its types are those "
+                "the sync sends; larger ones are typed from the first 2,000 rows "
+                "of each file, read by Range requests (0: every archive)"
+            ),
+        ),
+        th.Property(
+            "archive_cache_dir",
+            th.StringType(min_length=1),
+            title="Archive Cache Folder",
+            description=(
+                "Where archives downloaded at discovery wait for the sync's process "
+                "(default: $XDG_CACHE_HOME/tap-oktopost/archives, else "
+                "~/.cache/tap-oktopost/archives); made private (0700)"
+            ),
+        ),
+        th.Property(
+            "archive_cache_bytes",
+            th.IntegerType(minimum=0),
+            default=DEFAULT_CACHE_BYTES,
+            title="Archive Cache Bytes",
+            description=(
+                "Most disk the archive cache takes: the least recently used "
+                "archives go first, and a newer run replaces an export's older "
+                "ones (0: no cache, so discovery and sync each download)"
             ),
         ),
     ).to_dict()

@@ -268,11 +268,12 @@ def demo(stand_in: OktopostStandIn) -> OktopostStandIn:
 
 @pytest.fixture(autouse=True)
 def _call_log_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the throttle's call logs of in-process taps in the test's own folder.
+    """Keep the call logs and archive cache of the tap in the test's own folder.
 
     Discovery and sync in one test still share theirs, as Meltano's processes do.
     """
     monkeypatch.setattr(retry, "CALL_LOG_DIR", tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture(autouse=True)

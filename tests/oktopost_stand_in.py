@@ -484,6 +484,12 @@ class _StorageHandler(_Handler):
         elif self.stand_in.etag_style == "weak":
             headers["ETag"] = f"W/{etag}"
         status: int = HTTPStatus.OK
+        if self.stand_in.etag_style != "none" and self.headers.get("If-None-Match") in {
+            etag,
+            f"W/{etag}",
+        }:
+            self._reply(HTTPStatus.NOT_MODIFIED, b"", "application/zip", headers)
+            return
         requested = self.headers.get("Range")
         style = self.stand_in.range_style
         if_range = self.headers.get("If-Range")

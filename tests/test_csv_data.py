@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pytest
 
 from tap_oktopost.tables.column_types import ColumnType
+from tap_oktopost.tables.column_typing import TableShape
 from tap_oktopost.tables.csv_data import (
     METADATA_PROPERTIES,
     SEPARATORS,
@@ -19,7 +20,6 @@ from tap_oktopost.tables.csv_data import (
     MemberScan,
     RecordBuilder,
     SeparatorError,
-    TableShape,
     decoding_of,
     scan_member,
     separator_of,

@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from tap_oktopost.sync.extraction import SAMPLE_ROWS
 from tap_oktopost.sync.ledger import read_bookmarks
 from tap_oktopost.tables.column_types import column_type_of
+from tap_oktopost.tables.column_typing import SAMPLE_ROWS
 from tap_oktopost.tables.csv_data import DEFAULT_KEY, METADATA_PROPERTIES
 from tap_oktopost.tables.names import column_names
 from tests.conftest import (

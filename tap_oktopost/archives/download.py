@@ -46,6 +46,7 @@ from tap_oktopost.archives.archive import (
     UnloadableExportError,
     single_file_table,
 )
+from tap_oktopost.archives.cache import ArchiveCache, RunKey
 from tap_oktopost.tables.csv_data import decoding_of
 
 if TYPE_CHECKING:
@@ -132,6 +133,22 @@ class _Head:
     head: bytes
     size: int
     etag: str | None
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A whole file written to disk, and its version."""
+
+    size: int
+    etag: str | None
+
+
+class _NotModified:
+    """A 304 to `If-None-Match`: the cached copy is the storage's file."""
+
+
+class _OverWholeLimit(Exception):
+    """A whole download past the size discovery reads whole: read it by Range."""
 
 
 @dataclass(frozen=True)
@@ -474,12 +491,14 @@ class ArchiveStore:
         logger: logging.Logger,
         max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES,
         max_disk_bytes: int = DEFAULT_MAX_DISK_BYTES,
+        cache: ArchiveCache | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.refresh_run = refresh_run
         self.max_archive_bytes = max_archive_bytes
         self.max_disk_bytes = max_disk_bytes
+        self.cache = cache
         self.clock = clock
         self.timeout = timeout
         self.max_retries = max_retries
@@ -494,14 +513,18 @@ class ArchiveStore:
         self._refused: dict[str, tuple[str | None, UnloadableExportError]] = {}
         """Runs whose file this process found it cannot load, and why."""
 
-    def archive(self, run: ExportRun, *, headers_only: bool = False) -> ExportArchive:
+    def archive(
+        self, run: ExportRun, *, headers_only: bool = False, whole_up_to: int = 0
+    ) -> ExportArchive:
         """Give the run's archive, downloading it unless this process already did.
 
-        With `headers_only` (discovery), the archive is read remotely when the
-        storage honours Range; else it is downloaded whole and kept for the sync.
-        The caller deletes a remote archive when done with it. A file that changed
-        while read remotely is read again from its start, with one whole download
-        when the storage stopped honouring Range.
+        With `headers_only` (discovery), a file of `whole_up_to` bytes at most is
+        downloaded whole, and a larger one read remotely when the storage honours
+        Range; a whole file is kept for the sync. The caller deletes a remote
+        archive when done with it. A file that changed while read remotely is read
+        again from its start, with one whole download when the storage stopped
+        honouring Range. A whole file with an ETag goes to the cache, if any, and
+        comes from it while the storage's ETag is the same.
         """
         held = self._archives.get(run.export_id)
         if held is not None and held.run.run_at == run.run_at:
@@ -516,7 +539,7 @@ class ArchiveStore:
         def attempt() -> ExportArchive:
             nonlocal current, ranged
             try:
-                return self._download(current, ranged=ranged)
+                return self._download(current, ranged=ranged, whole_up_to=whole_up_to)
             except RetriableDownloadError as error:
                 failure = error
             if isinstance(failure, FileChangedError) and failure.whole:
@@ -589,10 +612,15 @@ class ArchiveStore:
             raise OktopostError(message)
         return fresh
 
-    def _download(self, run: ExportRun, *, ranged: bool) -> ExportArchive:
+    def _download(
+        self, run: ExportRun, *, ranged: bool, whole_up_to: int = 0
+    ) -> ExportArchive:
         """Download the run's file; `ranged`, ask for its first block only.
 
-        A storage refusing that first Range (416, as some do past the end of a small
+        A cached copy is asked for with its ETag: a 304 makes it the file. With
+        `ranged`, a file of `whole_up_to` bytes at most is downloaded whole in
+        one request, and a larger one's download stops for Range reads. A
+        storage refusing the first Range (416, as some do past the end of a small
         file) is asked for the size its `Content-Range` gives, and refusing that
         too, for the whole file without Range.
         """
@@ -604,8 +632,19 @@ class ArchiveStore:
         path = self._folder_path() / f"run-{next(self._file_numbers)}.zip"
         failure: OktopostError | None = None
         try:
+            got = self._from_cache_or_whole(run, path, where, ranged, whole_up_to)
+            if isinstance(got, _NotModified):
+                self._check_size(run, path.stat().st_size)
+                self.logger.info(
+                    "Export %s: the archive of run %s comes from the cache (the "
+                    "storage's ETag is the cached one's)",
+                    run.export_id,
+                    run.run_at,
+                )
+                return self._open(run, path)
             first = f"bytes=0-{RemoteFile.HEAD_BYTES - 1}" if ranged else None
-            got = self._get_file(run, first, path, where)
+            if got is None:
+                got = self._get_file(run, first, path, where)
             ask = first
             while isinstance(got, _Refused):  # the size it gives, then the whole
                 ask = got.next_ask if ask == first else None
@@ -621,17 +660,58 @@ class ArchiveStore:
             path.unlink(missing_ok=True)
             failure.__context__ = None  # raised again below, out of any handler
             raise failure
-        self.logger.info("Export %s: downloaded %d bytes", run.export_id, got)
-        return self._open(run, path)
+        assert isinstance(got, _Saved)  # noqa: S101 - a 304 returned above
+        self.logger.info("Export %s: downloaded %d bytes", run.export_id, got.size)
+        archive = self._open(run, path)
+        self._keep(run, path, got.etag)
+        return archive
+
+    def _from_cache_or_whole(
+        self, run: ExportRun, path: Path, where: str, ranged: bool, whole_up_to: int
+    ) -> _Saved | _NotModified | _Refused | _Head | None:
+        """Ask whether the cached copy is current, or for a file small enough whole.
+
+        None when there is neither (or the file is larger): download as asked.
+        """
+        limit = whole_up_to if ranged else 0
+        key = _run_key(run)
+        cached = self.cache.fetch(key, path) if self.cache and key else None
+        try:
+            if cached is not None:
+                return self._get_file(
+                    run, None, path, where, if_none_match=cached.etag, whole_up_to=limit
+                )
+            if limit > 0:
+                return self._get_file(run, None, path, where, whole_up_to=limit)
+        except _OverWholeLimit:
+            path.unlink(missing_ok=True)
+        return None
+
+    def _keep(self, run: ExportRun, path: Path, etag: str | None) -> None:
+        """Put a whole file with a version in the cache, for the next process."""
+        key = _run_key(run)
+        if self.cache is not None and key is not None and etag:
+            self.cache.store(key, path, etag)
 
     def _get_file(
-        self, run: ExportRun, ask: str | None, path: Path, where: str
-    ) -> _Head | _Refused | int:
+        self,
+        run: ExportRun,
+        ask: str | None,
+        path: Path,
+        where: str,
+        *,
+        if_none_match: str | None = None,
+        whole_up_to: int = 0,
+    ) -> _Head | _Refused | _Saved | _NotModified:
         """One request for the file, or its head when `ask` gives a Range.
 
-        Gives the head of a Range answer, what a 416 says to ask next, or the bytes
-        of a whole file written to `path` (a storage may answer a Range with it).
+        Gives the head of a Range answer, what a 416 says to ask next, a 304 to
+        `if_none_match`, or the whole file written to `path` (a storage may answer
+        a Range with it); past `whole_up_to` bytes (when set), `_OverWholeLimit`.
         """
+        headers = {"Range": ask} if ask else {}
+        if if_none_match:
+            headers["If-None-Match"] = if_none_match
         watch = RequestDeadline(self.timeout)
         failure: OktopostError | None = None
         try:
@@ -639,7 +719,7 @@ class ArchiveStore:
                 watch,
                 self.session.get(
                     str(run.link),
-                    headers={"Range": ask} if ask else None,
+                    headers=headers or None,
                     stream=True,
                     timeout=self.timeout,
                 ) as got,
@@ -649,7 +729,10 @@ class ArchiveStore:
                     return _Refused.of(got)
                 if ask and status == HTTPStatus.PARTIAL_CONTENT:
                     return self._read_head(run, got)
-                return self._save(run, got, path, where, watch)
+                if if_none_match and status == HTTPStatus.NOT_MODIFIED:
+                    return _NotModified()
+                size = self._save(run, got, path, where, watch, whole_up_to=whole_up_to)
+                return _Saved(size, got.headers.get("ETag"))
         except _BAD_LINK as error:
             message = (
                 f"Export {run.export_id}: its LastRunFile is no link the tap can "
@@ -679,10 +762,13 @@ class ArchiveStore:
         path: Path,
         where: str,
         watch: RequestDeadline,
+        *,
+        whole_up_to: int = 0,
     ) -> int:
         """Write an answer's file to `path`, bounded in size and in stalls.
 
-        Each CHUNK_BYTES that come give the request `timeout` seconds more.
+        Each CHUNK_BYTES that come give the request `timeout` seconds more. Past
+        `whole_up_to` bytes (when set) it stops with `_OverWholeLimit`.
         """
         if got.status_code != HTTPStatus.OK:
             retry_after = retry_after_seconds(got.headers.get("Retry-After"))
@@ -692,11 +778,15 @@ class ArchiveStore:
             raise refused
         expected = got.headers.get("Content-Length")
         if expected is not None and expected.isdigit():
+            if 0 < whole_up_to < int(expected):
+                raise _OverWholeLimit
             self._check_size(run, int(expected))
         written = 0
         mark, mark_time = 0, self.clock()
         with path.open("wb") as file:
             for piece in body_pieces(got, CHUNK_BYTES):
+                if 0 < whole_up_to < written + len(piece):
+                    raise _OverWholeLimit
                 self._check_size(run, written + len(piece))
                 file.write(piece)
                 written += len(piece)
@@ -765,7 +855,9 @@ class ArchiveStore:
         self._check_size(run, got.size)
         if len(got.head) >= got.size:
             path.write_bytes(got.head)
-            return self._open(run, path)
+            archive = self._open(run, path)
+            self._keep(run, path, got.etag)
+            return archive
         link = str(run.link)
         remote = RemoteFile(
             self.session,
@@ -858,3 +950,10 @@ class ArchiveStore:
             self._folder = Path(tempfile.mkdtemp(prefix="tap-oktopost-"))
             weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
         return self._folder
+
+
+def _run_key(run: ExportRun) -> RunKey | None:
+    """Key a run's file in the cache; None for a run that names no file."""
+    if run.run_at is None or run.file_name is None:
+        return None
+    return RunKey(run.export_id, run.run_at, run.file_name)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import copy
 import datetime
-import itertools
+import functools
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from requests.auth import HTTPBasicAuth
@@ -29,6 +30,7 @@ from tap_oktopost.api.client import ExportListing, OktopostClient
 from tap_oktopost.api.errors import OktopostError, printable
 from tap_oktopost.api.retry import call_log_path
 from tap_oktopost.archives.archive import member_error
+from tap_oktopost.archives.cache import ArchiveCache, default_cache_dir
 from tap_oktopost.archives.download import (
     ArchiveStore,
     ExportArchive,
@@ -38,7 +40,8 @@ from tap_oktopost.archives.download import (
 from tap_oktopost.sync.batches import prepare_root
 from tap_oktopost.sync.ledger import COLUMN_TYPES_KEY, RunLedger, read_bookmarks
 from tap_oktopost.sync.runs import SyncPlan
-from tap_oktopost.tables.csv_data import READ_ERRORS, CsvSource, TableShape
+from tap_oktopost.tables.column_typing import TableShape, add_member_shape
+from tap_oktopost.tables.csv_data import READ_ERRORS
 from tap_oktopost.tables.names import EarlierNames
 
 if TYPE_CHECKING:
@@ -49,10 +52,6 @@ if TYPE_CHECKING:
     from tap_oktopost.sync.output import WholeMessageWriter
     from tap_oktopost.sync.settings import Settings
 
-SAMPLE_ROWS = 2000
-"""Rows per CSV file read at discovery for the catalog's types; a sync reads all."""
-SAMPLE_BUFFER_BYTES = 16 * 1024
-"""Small reads, so that discovery fetches little more of a remote file than it uses."""
 LISTING_FAILURE = "(listing of exports)"
 """The key of a listing cut short among a sync's failures: no export Id looks so."""
 
@@ -128,6 +127,11 @@ class Extraction:
             max_uncompressed_bytes=settings.max_uncompressed_bytes,
             max_archive_bytes=settings.max_archive_bytes,
             max_disk_bytes=settings.max_disk_bytes,
+            cache=ArchiveCache(
+                Path(settings.archive_cache_dir or default_cache_dir()),
+                settings.archive_cache_bytes,
+                self.logger,
+            ),
             timeout=settings.timeout,
             max_retries=settings.max_retries,
             rate_limit_wait=settings.rate_limit_wait,
@@ -261,7 +265,7 @@ class Extraction:
                 )
         tables = []
         for name, shape in sorted(shapes.items()):
-            schema = shape.json_schema(self.pinned_types(name))
+            schema = shape.json_schema(self.pinned_types(name), self.column_typing)
             keys = self.settings.primary_keys_of(name)
             if missing := [key for key in keys if key not in schema["properties"]]:
                 message = (
@@ -289,7 +293,11 @@ class Extraction:
             attempt += 1
             trial = copy.deepcopy(shapes)  # columns are few: a cheap copy
             changed: FileChangedError | None = None
-            archive = self.archives.archive(run, headers_only=ranged)
+            archive = self.archives.archive(
+                run,
+                headers_only=ranged,
+                whole_up_to=self.settings.whole_file_discovery_bytes,
+            )
             try:
                 self._add_shapes(archive, trial, earlier)
             except FileChangedError as error:
@@ -327,20 +335,17 @@ class Extraction:
         shapes: dict[str, TableShape],
         earlier: dict[str, EarlierNames],
     ) -> None:
-        """Add the columns and sample types of an archive's CSV files."""
+        """Add the columns and types of an archive's CSV files."""
         for name, members in archive.tables.items():
             for member in members:
                 try:
-                    with archive.open_member(member) as binary:
-                        rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
-                        header = next((row for row in rows if row), None)
-                        if header is not None:
-                            shape = shapes.setdefault(name, TableShape())
-                            shape.add(
-                                header,
-                                itertools.islice(rows, SAMPLE_ROWS),
-                                earlier.get(name),
-                            )
+                    add_member_shape(
+                        functools.partial(archive.open_member, member),
+                        whole=archive.path is not None,
+                        table=name,
+                        shapes=shapes,
+                        earlier=earlier.get(name),
+                    )
                 except FileChangedError:
                     raise
                 except (*READ_ERRORS, OktopostError) as error:

@@ -19,16 +19,21 @@ from tap_oktopost.api.retry import (
 )
 from tap_oktopost.api.transport import DEFAULT_TIMEOUT_SECONDS, US_BASE_URL
 from tap_oktopost.archives.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
+from tap_oktopost.archives.cache import DEFAULT_CACHE_BYTES
 from tap_oktopost.archives.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
     DEFAULT_MAX_DISK_BYTES,
+)
+from tap_oktopost.tables.column_typing import (
+    DEFAULT_WHOLE_FILE_BYTES,
+    KEEP,
+    WHOLE_FILE_SETTING,
 )
 from tap_oktopost.tables.csv_data import (
     DEFAULT_KEY,
     DEFAULT_MAX_FIELD_CHARACTERS,
     FIELD_LIMIT_SETTING,
 )
-from tap_oktopost.tables.type_policy import KEEP
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -57,6 +62,10 @@ class Settings:
     max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
     max_disk_bytes: int = DEFAULT_MAX_DISK_BYTES
+    whole_file_discovery_bytes: int = DEFAULT_WHOLE_FILE_BYTES
+    archive_cache_dir: str | None = None
+    """None: the user's cache folder (`default_cache_dir`)."""
+    archive_cache_bytes: int = DEFAULT_CACHE_BYTES
     batch_config: Mapping[str, Any] | None = None
 
     @classmethod
@@ -98,6 +107,13 @@ class Settings:
                 config.get("max_archive_bytes", DEFAULT_MAX_ARCHIVE_BYTES)
             ),
             max_disk_bytes=int(config.get("max_disk_bytes", DEFAULT_MAX_DISK_BYTES)),
+            whole_file_discovery_bytes=int(
+                config.get(WHOLE_FILE_SETTING, DEFAULT_WHOLE_FILE_BYTES)
+            ),
+            archive_cache_dir=config.get("archive_cache_dir") or None,
+            archive_cache_bytes=int(
+                config.get("archive_cache_bytes", DEFAULT_CACHE_BYTES)
+            ),
             batch_config=config.get("batch_config") or None,
         )
 

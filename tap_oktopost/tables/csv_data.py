@@ -11,7 +11,6 @@ decoding and a `RecordBuilder` with the settled types make the records.
 from __future__ import annotations
 
 import codecs
-import copy
 import csv
 import dataclasses
 import io
@@ -24,9 +23,7 @@ from tap_oktopost.tables.column_types import (
     CONVERTERS,
     PROVEN_CONVERTERS,
     ColumnType,
-    property_schema,
     scan_types,
-    widen,
 )
 from tap_oktopost.tables.names import (
     EXPORT_ID,
@@ -58,7 +55,6 @@ __all__ = [
     "Decoding",
     "MemberScan",
     "RecordBuilder",
-    "TableShape",
     "decoding_of",
     "scan_member",
 ]
@@ -92,37 +88,6 @@ METADATA_PROPERTIES: dict[str, dict[str, Any]] = {
         ),
     },
 }
-
-
-class TableShape:
-    """The union of one table's columns over every file and export it appears in."""
-
-    def __init__(self) -> None:
-        self.columns: dict[str, tuple[ColumnType, str]] = {}
-
-    def add(
-        self,
-        header: list[str],
-        sample_rows: Iterable[list[str]],
-        earlier: EarlierNames | None = None,
-    ) -> None:
-        """Add one file's columns, typed from its sample rows."""
-        names = column_names(header, earlier)
-        types = scan_types(sample_rows, len(names), skip=header)
-        for name, cell, column_type in zip(names, header, types, strict=True):
-            known_type, known_cell = self.columns.get(name, (ColumnType.NULL, cell))
-            self.columns[name] = (widen(known_type, column_type), known_cell)
-
-    def json_schema(self, pinned: dict[str, str] | None = None) -> dict[str, Any]:
-        """Give the table's schema: the columns every row carries, then the CSV's.
-
-        `pinned` types (column name -> type name) replace inferred ones.
-        """
-        properties = copy.deepcopy(METADATA_PROPERTIES)
-        for name, (column_type, cell) in self.columns.items():
-            chosen = ColumnType((pinned or {}).get(name, column_type.value))
-            properties[name] = property_schema(chosen, cell.lstrip("\ufeff"))
-        return {"type": "object", "properties": properties}
 
 
 DEFAULT_MAX_FIELD_CHARACTERS = 8 * 1024 * 1024
