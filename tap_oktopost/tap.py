@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
-from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
@@ -29,6 +28,7 @@ from tap_oktopost.archives.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
     DEFAULT_MAX_DISK_BYTES,
 )
+from tap_oktopost.sdk_seams import SeamedTap
 from tap_oktopost.streams import (
     ActiveExportStream,
     ExportFileStream,
@@ -65,8 +65,11 @@ if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
+BATCH_CONFIG = "batch_config"
+"""The SDK's setting for BATCH messages, which the CSV streams honour."""
 
-class TapOktopost(Tap):
+
+class TapOktopost(SeamedTap):
     """Extracts Oktopost BI exports: their metadata and every CSV file they hold."""
 
     name = "tap-oktopost"
@@ -269,6 +272,22 @@ class TapOktopost(Tap):
         self._warn_of_unknown_settings()
 
     @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
+        """Add the SDK's settings, `batch_config` under the tap's own label.
+
+        The generated plugin definition, meltano.yml and the README's settings
+        table quote the label, which the SDK rewords between releases.
+        """
+        super().append_builtin_config(config_jsonschema)
+        properties = config_jsonschema.get("properties", {})
+        if BATCH_CONFIG in properties:  # a copy: the SDK's own schema is shared
+            properties[BATCH_CONFIG] = {
+                **properties[BATCH_CONFIG],
+                "title": "Batch Configuration",
+                "description": "Configuration for BATCH message capabilities.",
+            }
+
+    @classmethod
     def get_singer_command(cls) -> click.Command:
         """Make `--help` say what `--test` does in this tap (see `cb_test`)."""
         command = super().get_singer_command()
@@ -327,16 +346,16 @@ class TapOktopost(Tap):
             cls.logger.error("%s", failure)
             ctx.exit(1)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+    def validate_settings(self, *, raise_errors: bool) -> list[str]:
         """Validate the settings with messages that never quote a value.
 
         The SDK's messages quote the value refused (`12345 is not of type
         'string'`), which for api_key is the key itself, and for base_url may be a
         password; these name the setting and the rule instead.
         """
-        schema = self.config_jsonschema
+        schema = copy.deepcopy(self.config_jsonschema)
         self.append_builtin_config(schema)
-        errors = config_errors(self._config, schema)
+        errors = config_errors(dict(self.config), schema)
         if errors and raise_errors:
             raise ConfigValidationError(
                 "Config validation failed", errors=errors, schema=schema
@@ -345,7 +364,7 @@ class TapOktopost(Tap):
             self.logger.warning("Config validation error: %s", error)
         return errors
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+    def on_termination_signal(self, signum: int, frame: FrameType | None) -> None:
         """Write the state as the SDK does, then exit 128 + signal, not 0.
 
         A sync cut short by SIGTERM or SIGINT did not finish: an orchestrator must
@@ -356,7 +375,7 @@ class TapOktopost(Tap):
 
         def terminate() -> None:
             with contextlib.suppress(SystemExit):
-                super(TapOktopost, self)._handle_termination(signum, frame)
+                self.sdk_terminate(signum, frame)
             self.logger.error(
                 "Stopped by %s before the sync finished; the state sent so far is kept",
                 signal.Signals(signum).name,

@@ -8,5 +8,6 @@ in state), `batches` (BATCH files), `output` (the RECORD writer) and `progress`
 (what the operator sees while it runs).
 
 Imports: `api`, `tables` and `archives` only (order: api <- tables <- archives <-
-sync <- streams <- tap; each imports only those before it).
+sync <- streams <- tap; each imports only those before it), and `sdk_seams`, the
+SDK's internals, which any part may use.
 """

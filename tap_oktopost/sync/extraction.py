@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from requests.auth import HTTPBasicAuth
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._batch import BatchConfig
 
 from tap_oktopost.api.client import ExportListing, OktopostClient
 from tap_oktopost.api.errors import OktopostError, printable
@@ -37,6 +36,7 @@ from tap_oktopost.archives.download import (
     FileChangedError,
     NotCsvExportError,
 )
+from tap_oktopost.sdk_seams import BatchConfig
 from tap_oktopost.sync.batches import prepare_root
 from tap_oktopost.sync.ledger import COLUMN_TYPES_KEY, RunLedger, read_bookmarks
 from tap_oktopost.sync.runs import SyncPlan
