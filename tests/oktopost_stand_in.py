@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -1076,6 +1077,76 @@ def demo_exports() -> list[StandInExport]:
             last_run_file_style="null",
         ),
     ]
+
+
+TYPES_CHANGE_AFTER_ROWS = 2000
+"""Rows of `drifting_exports`' file before its columns change type: the sample a
+discovery reading by Range takes."""
+
+
+def drifting_exports(late_rows: int = 300) -> list[StandInExport]:
+    """An export whose columns change type after row 2,000, one pair of types each.
+
+    `click_count` integer -> text (an `N/A`), `rate` number -> text, `day` date ->
+    text, `is_paid` boolean -> text, `score` integer -> number; `note` is text.
+    """
+    rng = random.Random(20261201)  # noqa: S311 - reproducible data, not secrets
+    rows: list[list[object]] = [
+        ["Link ID", "Click Count", "Rate", "Day", "Is Paid", "Score", "Note"]
+    ]
+    for number in range(1, TYPES_CHANGE_AFTER_ROWS + late_rows + 1):
+        late = number > TYPES_CHANGE_AFTER_ROWS and number % 50 == 1
+        rows.append(
+            [
+                f"L{number:06d}",
+                "N/A" if late else rng.randint(0, 900),
+                "-" if late else f"{rng.uniform(0, 1):.3f}",
+                "unknown" if late else f"2026-11-{rng.randint(1, 30):02d}",
+                "maybe" if late else rng.choice(["true", "false"]),
+                f"{rng.randint(0, 99)}.5" if late else rng.randint(0, 99),
+                rng.choice(["new", "repeat visitor", ""]),
+            ]
+        )
+    return [
+        StandInExport(
+            id="032000000000201",
+            type="Links",
+            last_run_date="2026-12-01 10:00:00",
+            archive=make_zip({"2026-12-01-Clicks.csv": _csv_text(rows)}),
+            archive_name="2026-12-01-Clicks-Report.zip",
+        )
+    ]
+
+
+HEADER_ONLY_TABLE = "header_only"
+
+
+def header_only_exports() -> list[StandInExport]:
+    """An export whose archive holds a header-only CSV, beside one with rows."""
+    return [
+        StandInExport(
+            id="032000000000301",
+            type="Campaigns",
+            last_run_date="2026-12-02 10:00:00",
+            archive=make_zip(
+                {
+                    "Header Only.csv": "Campaign ID,Name,Clicks\r\n",
+                    "Campaign Names.csv": _csv_text(
+                        [["Campaign ID", "Name"], ["0010", "Spring"], ["0011", "Fall"]]
+                    ),
+                }
+            ),
+            archive_name="2026-12-02-Campaigns-Report.zip",
+        )
+    ]
+
+
+DATASETS: dict[str, Callable[[], list[StandInExport]]] = {
+    "demo": demo_exports,
+    "drifting": drifting_exports,
+    "header_only": header_only_exports,
+}
+"""Every dataset the stand-in serves, by name: the standard tests run over each."""
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -293,13 +293,16 @@ class Extraction:
             attempt += 1
             trial = copy.deepcopy(shapes)  # columns are few: a cheap copy
             changed: FileChangedError | None = None
+            whole_up_to = self.settings.whole_file_discovery_bytes
             archive = self.archives.archive(
-                run,
-                headers_only=ranged,
-                whole_up_to=self.settings.whole_file_discovery_bytes,
+                run, headers_only=ranged, whole_up_to=whole_up_to
+            )
+            # Past the setting, a file is sampled even when it came whole.
+            whole = (
+                archive.path is not None and archive.path.stat().st_size <= whole_up_to
             )
             try:
-                self._add_shapes(archive, trial, earlier)
+                self._add_shapes(archive, trial, earlier, whole=whole)
             except FileChangedError as error:
                 changed = error
             finally:
@@ -334,14 +337,16 @@ class Extraction:
         archive: ExportArchive,
         shapes: dict[str, TableShape],
         earlier: dict[str, EarlierNames],
+        *,
+        whole: bool,
     ) -> None:
-        """Add the columns and types of an archive's CSV files."""
+        """Add the columns and types of an archive's CSV files, read whole or not."""
         for name, members in archive.tables.items():
             for member in members:
                 try:
                     add_member_shape(
                         functools.partial(archive.open_member, member),
-                        whole=archive.path is not None,
+                        whole=whole,
                         table=name,
                         shapes=shapes,
                         earlier=earlier.get(name),
