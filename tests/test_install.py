@@ -509,7 +509,8 @@ def test_the_sdist_ships_the_package_and_its_licence_but_no_tests(built: Path) -
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "README.md", "pyproject.toml", "tap_oktopost/tap.py"} <= names
     linked = {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
-    assert linked and linked <= names  # the pages the README links to
+    assert linked
+    assert linked <= names  # the pages the README links to
     assert not [name for name in names if name.startswith(("tests", "scripts"))]
 
 
