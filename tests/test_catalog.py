@@ -538,3 +538,30 @@ def test_meltano_run_downloads_each_archive_once_and_sends_the_catalogs_types(
     assert "the catalog says" not in done.stderr
     clicks = (project.folder / "jsonl" / "clicks.jsonl").read_text().splitlines()
     assert len(clicks) == TYPES_CHANGE_AFTER_ROWS + 300
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_type_the_target_keeps_is_the_warnings_reason_not_the_file(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    first = [["Id", "Clicks"]] + [[str(n), str(rng.randint(0, 99))] for n in range(9)]
+    stand_in.add_export(export_with(EXPORT, {"Stats.csv": csv_text(first)}))
+    config = config_for(stand_in)
+    loaded = sync_in_process(config, catalog=discover_in_process(config))
+    later = [["Id", "Clicks"], ["1", rng.choice(["n/a", "-", "7.5"])], ["2", "3"]]
+    archive = make_zip({"Stats.csv": csv_text(later)})
+    stand_in.set_run(EXPORT, archive, "2026-11-28 10:00:00")
+    catalog = discover_in_process(config)
+    run = sync_in_process(config, catalog=catalog, state=loaded.final_state)
+
+    wide = value_of(csv_streams(catalog)["stats"], "clicks")
+    assert wide in {"string", "number"}
+    assert {value_of(s, "clicks") for s in run.schemas("stats")} == {"integer"}
+    assert run.stderr.count("the catalog says") == 1
+    assert (
+        f"Stream stats, column clicks: the catalog says {wide}, this sync sends "
+        "integer: the column_typing setting and the state's column types say so"
+    ) in run.stderr
+    (unfit,) = [r for r in run.records("stats") if r["_sdc_unfit_values"]]
+    assert unfit["_sdc_unfit_values"] == {"clicks": later[1][1]}
