@@ -167,6 +167,9 @@ class SizeResult:
     generate_seconds: float
     discover: Run
     discover_bytes: int
+    sampled: Run | None = None
+    """A discovery sampling the archive by Range (whole_file_discovery_bytes 0)."""
+    sampled_bytes: int = 0
     verified_records: int = 0
     runs: list[Run] = field(default_factory=list)
 
@@ -334,18 +337,29 @@ class Bench:
     def _measure_size(
         self, stand_in: OktopostStandIn, rows: int, csv_bytes: int, archive_bytes: int
     ) -> SizeResult:
+        settings = {
+            "base_url": stand_in.base_url,
+            "account_id": stand_in.account_id,
+            "api_key": stand_in.api_key,
+            # Every run downloads what it reads, as the floor does.
+            "archive_cache_bytes": 0,
+        }
         config = self.workdir / "config.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "base_url": stand_in.base_url,
-                    "account_id": stand_in.account_id,
-                    "api_key": stand_in.api_key,
-                }
-            ),
-            encoding="utf-8",
+        config.write_text(json.dumps(settings), encoding="utf-8")
+        sampling = self.workdir / "sampling.json"
+        sampling.write_text(
+            json.dumps({**settings, "whole_file_discovery_bytes": 0}), encoding="utf-8"
         )
         discovered = self.workdir / "discovered.json"
+        stand_in.reset_log()
+        sampled = self._measure(
+            "discover-sampled",
+            [*self.tap, "--config", str(sampling), "--discover"],
+            Path(os.devnull),
+            None,
+        )
+        sampled.bytes_downloaded = stand_in.bytes_served
+        sampled.downloads = len(stand_in.downloads())
         stand_in.reset_log()
         discover = self._measure(
             "discover",
@@ -359,11 +373,12 @@ class Bench:
         catalog = self.workdir / "catalog.json"
         catalog_dict = json.loads(discovered.read_text(encoding="utf-8"))
         catalog.write_text(json.dumps(select_all(catalog_dict)), encoding="utf-8")
-        print(
-            f"   discover: {discover.seconds:.1f} s, downloaded "
-            f"{discover_bytes:,} of {archive_bytes:,} archive bytes",
-            flush=True,
-        )
+        for name, run in (("whole file", discover), ("sampled", sampled)):
+            print(
+                f"   discover ({name}): {run.seconds:.1f} s, downloaded "
+                f"{run.bytes_downloaded:,} of {archive_bytes:,} archive bytes",
+                flush=True,
+            )
         result = SizeResult(
             rows=rows,
             csv_bytes=csv_bytes,
@@ -371,6 +386,8 @@ class Bench:
             generate_seconds=0.0,
             discover=discover,
             discover_bytes=discover_bytes,
+            sampled=sampled,
+            sampled_bytes=sampled.bytes_downloaded,
         )
         result.verified_records = self.verify(
             [*self.tap, "--config", str(config), "--catalog", str(catalog)], rows
@@ -458,6 +475,26 @@ def table(results: list[SizeResult]) -> str:
     return "\n".join(lines)
 
 
+def discovery_table(results: list[SizeResult]) -> str:
+    """Give what one `--discover` costs, typing from whole files and from samples."""
+    lines = [
+        "| archive MiB (CSV MiB) | rows | discovery s, whole file | bytes read % "
+        "| CPU s | discovery s, sampled by Range | bytes read % | CPU s |",
+        "|" + "---:|" * 8,
+    ]
+    for r in results:
+        sampled = r.sampled or r.discover
+        lines.append(
+            f"| {r.archive_bytes / 2**20:.1f} ({r.csv_bytes / 2**20:.0f}) "
+            f"| {r.rows:,} | {r.discover.seconds:.1f} "
+            f"| {100 * r.discover_bytes / r.archive_bytes:.2f} "
+            f"| {r.discover.cpu_seconds:.1f} | {sampled.seconds:.1f} "
+            f"| {100 * r.sampled_bytes / r.archive_bytes:.2f} "
+            f"| {sampled.cpu_seconds:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def details(results: list[SizeResult]) -> str:
     """Give every run's numbers, for a reader who distrusts medians."""
     lines = [
@@ -467,7 +504,7 @@ def details(results: list[SizeResult]) -> str:
         "|" + "---:|" * 11,
     ]
     for r in results:
-        for run in [r.discover, *r.runs]:
+        for run in [r.discover, *filter(None, [r.sampled]), *r.runs]:
             downloaded = run.bytes_downloaded
             bytes_text = "" if downloaded is None else f"{downloaded:,}"
             lines.append(
@@ -565,9 +602,16 @@ Python {platform.python_version()}, {platform.system()} {platform.release()}
   of the runs (see `benchmarks/measure.py`; the helper's own ~10 MiB is the lower
   bound of what it can report)
 - discovery bytes %: archive bytes the storage served during one `--discover`,
-  against the archive's size
+  against the archive's size; every run with `archive_cache_bytes` 0, so that each
+  downloads what it reads
 
 {table(results)}
+
+What one `--discover` reads and costs: typing every row (archives up to
+`whole_file_discovery_bytes`, the default) and sampling 2,000 rows a file by Range
+(`whole_file_discovery_bytes` 0):
+
+{discovery_table(results)}
 
 Median CPU time (user + system of the measured process):
 
@@ -642,6 +686,8 @@ def main(argv: list[str] | None = None) -> None:
     write_keeping_end_to_end(args.output, document)
     print()
     print(table(results))
+    print()
+    print(discovery_table(results))
     print(f"\nwritten to {args.output}")
 
 

@@ -299,7 +299,7 @@ class ExportFileStream(OktopostStream):
                     scan.names, scan.header, scan.types, strict=True
                 ):
                     scanned[name] = widen(scanned.get(name, ColumnType.NULL), found)
-                    if found is not declared.get(name, found):
+                    if name not in fixed and found is not declared.get(name, found):
                         widened_by.setdefault(name, load.run.export_id)
                     headers.setdefault(name, cell)
         stale = superseded(earlier.texts, headers)

@@ -302,6 +302,8 @@ def meltano_env(database: Path) -> dict[str, str]:
         {
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_DATABASE_URI": f"sqlite:///{database}",
+            # The tap's archive cache: the session's own, never the user's.
+            "XDG_CACHE_HOME": str(database.parent / "cache"),
             "MELTANO_SYS_DIR_ROOT": str(MELTANO_SYS_DIR),
             "TARGET_POSTGRES_PORT": POSTGRES_PORT,
         }

@@ -29,7 +29,14 @@ from tests.conftest import (
     export_with,
     sync_in_process,
 )
-from tests.oktopost_stand_in import DATASETS, STORAGE_PREFIX, make_zip
+from tests.oktopost_stand_in import (
+    DATASETS,
+    STORAGE_PREFIX,
+    TYPES_CHANGE_AFTER_ROWS,
+    make_zip,
+)
+from tests.test_downloads import big_export
+from tests.test_targets import Project, project  # noqa: F401 - `project` is the fixture
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -481,3 +488,80 @@ def test_processes_racing_on_one_cache_never_read_another_run_or_half_a_file(
     zips = [name for name in left if name.endswith(".zip")]
     assert len(zips) == 1  # one run of the export: the others were replaced
     assert (folder / zips[0]).with_suffix(".json").exists()
+
+
+def test_an_archive_past_the_setting_is_sampled_by_range_and_the_sync_warns(
+    stand_in: OktopostStandIn,
+) -> None:
+    export = big_export(20_000)  # its row -5 holds "n/a", past the sample
+    assert export.archive is not None
+    stand_in.add_export(export)
+    config = config_for(stand_in, whole_file_discovery_bytes=len(export.archive) // 2)
+    catalog = discover_in_process(config)
+
+    (first, *reads) = stand_in.downloads()
+    assert "Range" not in first.headers  # stopped at its Content-Length
+    assert reads
+    assert all(r.headers["Range"].startswith("bytes=") for r in reads)
+    assert value_of(csv_streams(catalog)["posts"], "clicks") == "integer"
+
+    run = sync_in_process(config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert {value_of(s, "clicks") for s in run.schemas("posts")} == {"string"}
+    assert run.stderr.count("the catalog says") == 1
+    assert (
+        f"Stream posts, column clicks: the catalog says integer, this sync sends "
+        f"string: export {EXPORT}'s file"
+    ) in run.stderr
+    assert run.records("posts")[-5]["clicks"] == "n/a"
+
+
+def value_of(schema: dict[str, Any], column: str) -> str:
+    return column_type_of(schema["properties"][column]).value
+
+
+@pytest.mark.slow
+def test_meltano_run_downloads_each_archive_once_and_sends_the_catalogs_types(
+    project: Project,  # noqa: F811 - the fixture
+) -> None:
+    exports = [*DATASETS["demo"](), *DATASETS["drifting"]()]
+    for export in exports:
+        project.stand_in.add_export(export)
+
+    done = project.run("target-jsonl")
+
+    active = {e.id for e in exports if e.archive and e.status == "active"}
+    assert bodies_by_export(project.stand_in) == dict.fromkeys(active, 1)
+    assert {
+        export_of(r) for r in project.stand_in.downloads() if r.status == 304
+    } == active
+    assert "the catalog says" not in done.stderr
+    clicks = (project.folder / "jsonl" / "clicks.jsonl").read_text().splitlines()
+    assert len(clicks) == TYPES_CHANGE_AFTER_ROWS + 300
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_type_the_target_keeps_is_the_warnings_reason_not_the_file(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    first = [["Id", "Clicks"]] + [[str(n), str(rng.randint(0, 99))] for n in range(9)]
+    stand_in.add_export(export_with(EXPORT, {"Stats.csv": csv_text(first)}))
+    config = config_for(stand_in)
+    loaded = sync_in_process(config, catalog=discover_in_process(config))
+    later = [["Id", "Clicks"], ["1", rng.choice(["n/a", "-", "7.5"])], ["2", "3"]]
+    archive = make_zip({"Stats.csv": csv_text(later)})
+    stand_in.set_run(EXPORT, archive, "2026-11-28 10:00:00")
+    catalog = discover_in_process(config)
+    run = sync_in_process(config, catalog=catalog, state=loaded.final_state)
+
+    wide = value_of(csv_streams(catalog)["stats"], "clicks")
+    assert wide in {"string", "number"}
+    assert {value_of(s, "clicks") for s in run.schemas("stats")} == {"integer"}
+    assert run.stderr.count("the catalog says") == 1
+    assert (
+        f"Stream stats, column clicks: the catalog says {wide}, this sync sends "
+        "integer: the column_typing setting and the state's column types say so"
+    ) in run.stderr
+    (unfit,) = [r for r in run.records("stats") if r["_sdc_unfit_values"]]
+    assert unfit["_sdc_unfit_values"] == {"clicks": later[1][1]}

@@ -418,7 +418,7 @@ def test_a_file_replaced_while_discovery_reads_it_gives_one_versions_columns(
     )
     replacement = make_zip({"2026-11-30-Posts.csv": csv_text(second)})
     stand_in.replace_after(BAD, after, replacement)
-    config = config_for(stand_in)
+    config = config_for(stand_in, whole_file_discovery_bytes=0)  # Range reads
     catalog = discover_in_process(config)
 
     (posts,) = [s for s in catalog["streams"] if s["tap_stream_id"] == "posts"]
@@ -451,7 +451,8 @@ def test_a_file_that_keeps_changing_fails_discovery_of_its_export_only(
     files = [make_zip({"2026-11-30-Posts.csv": csv_text(t)}) for t in (first, second)]
     for number in range(1, 60):  # a new version at every request
         stand_in.replace_after(BAD, 0, files[number % 2])
-    catalog = discover_in_process(config_for(stand_in, max_retries=2))
+    config = config_for(stand_in, max_retries=2, whole_file_discovery_bytes=0)
+    catalog = discover_in_process(config)
 
     names = {s["tap_stream_id"] for s in catalog["streams"]}
     assert "clicks" in names

@@ -233,6 +233,7 @@ def project(
         "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
         "TARGET_DUCKDB_FILEPATH": str(tmp_path / "test.duckdb"),
         "TARGET_DUCKDB_DEFAULT_TARGET_SCHEMA": schema,
+        "TAP_OKTOPOST_ARCHIVE_CACHE_DIR": str(tmp_path / "archive-cache"),
     }
     yield Project(env, stand_in, suffix, schema, tmp_path)
     sql('drop schema if exists :"schema" cascade', schema=schema)

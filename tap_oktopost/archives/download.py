@@ -778,16 +778,16 @@ class ArchiveStore:
             raise refused
         expected = got.headers.get("Content-Length")
         if expected is not None and expected.isdigit():
+            self._check_size(run, int(expected))
             if 0 < whole_up_to < int(expected):
                 raise _OverWholeLimit
-            self._check_size(run, int(expected))
         written = 0
         mark, mark_time = 0, self.clock()
         with path.open("wb") as file:
             for piece in body_pieces(got, CHUNK_BYTES):
+                self._check_size(run, written + len(piece))
                 if 0 < whole_up_to < written + len(piece):
                     raise _OverWholeLimit
-                self._check_size(run, written + len(piece))
                 file.write(piece)
                 written += len(piece)
                 now = self.clock()
