@@ -50,7 +50,12 @@ def newest_on_registry() -> Version:
         text=True,
         check=True,
     )
-    found = re.search(r"^Available versions: (.+)$", done.stdout, re.MULTILINE)
+    return newest_listed(done.stdout)
+
+
+def newest_listed(pip_output: str) -> Version:
+    """Read the newest version from `pip index versions` output."""
+    found = re.search(r"^Available versions: (.+)$", pip_output, re.MULTILINE)
     if found is None:
         msg = f"pip index versions {SDK}: no version list in its output"
         raise SystemExit(msg)
@@ -59,8 +64,13 @@ def newest_on_registry() -> Version:
 
 def check() -> str:
     """Say whether the registry has a singer-sdk newer than the pin."""
+    return verdict(newest_on_registry())
+
+
+def verdict(newest: Version) -> str:
+    """Say whether `newest` is newer than the pin, and what to do then."""
     (pin,) = pinned().specifier
-    current, newest = Version(pin.version), newest_on_registry()
+    current = Version(pin.version)
     if newest > current:
         return (
             f"{SDK} {newest} is out, newer than the {current} that {PIN_FILE.name} "

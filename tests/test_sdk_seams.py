@@ -7,6 +7,7 @@ runs these against the next SDK).
 
 from __future__ import annotations
 
+import ast
 import copy
 import inspect
 import json
@@ -213,6 +214,45 @@ def test_no_class_of_the_tap_overrides_an_sdk_internal_but_the_seams(
     cls: type, sdk_base: type
 ) -> None:
     assert sdk_internals_overridden(cls, sdk_base) == set()
+
+
+def private_names_used(path: Path) -> set[str]:
+    """The `self._name` attributes a module's code reads or sets."""
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in {"self", "cls"}
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    }
+
+
+def sdk_private_names(sdk_base: type) -> set[str]:
+    """The private names the SDK's classes under a base define or set on self."""
+    names: set[str] = set()
+    for cls in sdk_base.__mro__:
+        if cls.__module__.startswith("singer_sdk."):
+            names |= {name for name in vars(cls) if name.startswith("_")}
+            names |= private_names_used(Path(inspect.getfile(cls)))
+    return names
+
+
+@pytest.mark.parametrize(
+    ("module", "sdk_base"),
+    [("tap.py", Tap), ("streams.py", Stream)],
+)
+def test_the_taps_own_private_attributes_are_not_the_sdks(
+    module: str, sdk_base: type
+) -> None:
+    used = private_names_used(Path(inspect.getfile(sdk_seams)).parent / module)
+    assert used, "the check finds the module's own private attributes"
+    clashes = used & sdk_private_names(sdk_base)
+    assert clashes == set(), (
+        f"{module} uses {sorted(clashes)}, private names of singer-sdk's "
+        f"{sdk_base.__name__}: read or replace SDK internals in sdk_seams.py only"
+    )
 
 
 def test_the_override_check_sees_an_sdk_internal() -> None:
