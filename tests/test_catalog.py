@@ -565,3 +565,24 @@ def test_a_type_the_target_keeps_is_the_warnings_reason_not_the_file(
     ) in run.stderr
     (unfit,) = [r for r in run.records("stats") if r["_sdc_unfit_values"]]
     assert unfit["_sdc_unfit_values"] == {"clicks": later[1][1]}
+
+
+def test_a_cached_archive_past_max_archive_bytes_is_refused_before_a_byte_is_copied(
+    stand_in: OktopostStandIn,
+) -> None:
+    for export in DATASETS["demo"]():
+        stand_in.add_export(export)
+    catalog = discover_in_process(config_for(stand_in))
+    posts = stand_in_archive(stand_in, "032000000000101")
+    stand_in.reset_log()
+    run = sync_in_process(
+        config_for(stand_in, max_archive_bytes=len(posts) - 1), catalog=catalog
+    )
+
+    assert run.returncode == 1
+    assert (
+        "Export 032000000000101: its last run's file is over the max_archive_bytes "
+        f"setting ({len(posts) - 1} bytes)"
+    ) in run.stderr
+    assert not [r for r in stand_in.downloads() if "032000000000101" in r.path]
+    assert run.record_counts()["campaigns"] == 10  # the others load

@@ -765,6 +765,7 @@ def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faul
         "TAP_OKTOPOST_API_KEY": hostile.api_key,
         "TAP_OKTOPOST_EXPORT_IDS": json.dumps([first, second, third]),
         "TAP_OKTOPOST_MAX_RETRIES": "0",  # the refresh follows the fault at once
+        "TAP_OKTOPOST_WHOLE_FILE_DISCOVERY_BYTES": "0",  # discovery reads by Range
         "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
         "NETRC": str(netrc),
     }

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
 """The archive_cache_bytes default: a few days of an account's run files."""
@@ -77,10 +77,17 @@ class ArchiveCache:
         self.logger = logger
         self._usable: bool | None = None
 
-    def fetch(self, key: RunKey, into: Path) -> CachedFile | None:
+    def fetch(
+        self,
+        key: RunKey,
+        into: Path,
+        check_size: Callable[[int], None] | None = None,
+    ) -> CachedFile | None:
         """Copy the run's cached archive to `into`, checked whole; None if none.
 
-        An entry whose bytes do not match its record is deleted, not read.
+        `check_size` sees the entry's size before a byte is copied, and may raise
+        (the caller's disk bounds). An entry whose bytes do not match its record is
+        deleted, not read.
         """
         if not self._ready():
             return None
@@ -89,6 +96,8 @@ class ArchiveCache:
             try:
                 record = json.loads(meta.read_text(encoding="utf-8"))
                 etag, size, digest = record["etag"], record["size"], record["sha256"]
+                if check_size is not None and isinstance(size, int):
+                    check_size(size)
                 copied = _copy_hashing(data, into)
             except (OSError, ValueError, KeyError, TypeError):
                 copied = None

@@ -675,7 +675,11 @@ class ArchiveStore:
         """
         limit = whole_up_to if ranged else 0
         key = _run_key(run)
-        cached = self.cache.fetch(key, path) if self.cache and key else None
+        cached = (
+            self.cache.fetch(key, path, lambda size: self._check_size(run, size))
+            if self.cache and key
+            else None
+        )
         try:
             if cached is not None:
                 return self._get_file(
