@@ -431,6 +431,21 @@ def catalog_lacks_a_table(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     return tap(stand_in, tmp_path, catalog=catalog)
 
 
+@case(
+    "Stream <s>, column <c>: the catalog says <type>, this sync sends <wider>: "
+    "export <id>'s file holds values the catalog's type does not fit ..."
+)
+def sampled_catalog_narrower_than_the_file(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> TapRun:
+    rows = [["Lead ID", "Clicks"], *([str(n), str(n)] for n in range(3000))]
+    rows[2500][1] = "n/a"
+    stand_in.add_export(export_with(POSTS, {"Leads.csv": csv_text(rows)}))
+    sampled = {"whole_file_discovery_bytes": 0}
+    catalog = tap(stand_in, tmp_path, settings=sampled, discover=True).messages[0]
+    return tap(stand_in, tmp_path, settings=sampled, catalog=catalog)
+
+
 @case("Discovery leaves export <id> out of the catalog: ...")
 def export_unreadable_at_discovery(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     return tap(stand_in, tmp_path, settings={"max_archive_bytes": 100}, discover=True)
