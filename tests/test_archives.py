@@ -29,8 +29,6 @@ from tap_oktopost.exports import ExportRun
 from tests.conftest import config_for, csv_text, run_tap
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
-pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
-
 EXPORT = "032000000000001"
 OTHER = "032000000000002"
 HEAD = RemoteFile.HEAD_BYTES
@@ -259,6 +257,7 @@ def test_a_local_header_across_a_block_edge(stand_in: OktopostStandIn) -> None:
     assert remote["members"]["Second.csv"] == b"id\n1\n"
 
 
+@pytest.mark.slow
 def test_a_zip64_archive_of_65601_members(stand_in: OktopostStandIn) -> None:
     sink = io.BytesIO()
     with zipfile.ZipFile(sink, "w") as archive:
@@ -396,6 +395,7 @@ def test_metadata_alone_is_an_info_line(
     )
 
 
+@pytest.mark.slow
 def test_metadata_and_empty_files_neither_load_nor_block_the_run(
     stand_in: OktopostStandIn, tmp_path: Path
 ) -> None:
@@ -437,6 +437,7 @@ def test_a_member_with_a_bad_crc_raises_a_read_error_the_others_read(
     assert read_member(archive, "Good.csv") == b"id\n1\n"
 
 
+@pytest.mark.slow
 def test_a_small_member_with_a_bad_crc_fails_its_export_alone(
     stand_in: OktopostStandIn, tmp_path: Path
 ) -> None:

@@ -65,8 +65,6 @@ from tests.hostile_server import (
 )
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
-pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
-
 EXPORT = "032000000000777"
 MiB = 1024 * 1024
 RSS_LIMIT_MB = 100
@@ -259,6 +257,7 @@ def client_of(hostile: Hostile, *, timeout: float = 10.0) -> OktopostClient:
 # -- 2. every stream of bytes bounded while it is read ---------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoding", ["plain", "gzip"])
 def test_a_huge_api_answer_is_refused_in_bounded_memory(
     hostile: Hostile, tmp_path: Path, encoding: str
@@ -286,6 +285,7 @@ def test_a_huge_api_answer_is_refused_in_bounded_memory(
     assert_no_secret(hostile, run.output)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("declared", [True, False])
 def test_a_download_stops_at_max_archive_bytes_and_is_not_retried(
     hostile: Hostile, tmp_path: Path, declared: bool
@@ -330,6 +330,7 @@ def incompressible_posts(seed: int, size: int) -> bytes:
     return make_zip({"Posts.csv": csv_text(rows)})
 
 
+@pytest.mark.slow
 def test_the_archives_held_at_once_stay_under_max_disk_bytes(tmp_path: Path) -> None:
     """Three exports due, room for two: the third fails, naming itself and the
     setting; the two others load and move their bookmarks; the disk never holds
@@ -500,6 +501,7 @@ def test_an_api_answer_trickling_a_byte_at_a_time_ends_at_the_deadline(
     assert time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 @TRICKLES
 def test_a_download_trickling_a_byte_at_a_time_is_cut_off_as_stalled(
     hostile: Hostile, tmp_path: Path, trickling: Callable[..., Responder]
@@ -569,6 +571,7 @@ def test_a_range_read_trickling_its_headers_is_cut_off_at_the_deadline(
 # -- 4. no secret in any output ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_numeric_api_key_is_refused_without_echoing_it(
     hostile: Hostile, tmp_path: Path
 ) -> None:
@@ -580,6 +583,7 @@ def test_a_numeric_api_key_is_refused_without_echoing_it(
     assert str(key) not in run.output
 
 
+@pytest.mark.slow
 def test_a_base_url_holding_a_password_is_refused_without_echoing_it(
     hostile: Hostile, tmp_path: Path
 ) -> None:
@@ -691,6 +695,7 @@ class ChainedFaults:
         handler.send_body(self.archive[first : last + 1], 206, {"Content-Range": span})
 
 
+@pytest.mark.slow
 def test_chained_faults_leave_no_secret_in_structured_debug_logs(
     hostile: Hostile, tmp_path: Path
 ) -> None:
@@ -735,6 +740,7 @@ def test_chained_faults_leave_no_secret_in_structured_debug_logs(
             assert "Authorization" not in seen.headers
 
 
+@pytest.mark.slow
 def test_meltano_run_with_json_logs_at_debug_prints_no_secret_after_chained_faults(
     meltano_base_env: dict[str, str], hostile: Hostile, tmp_path: Path
 ) -> None:
@@ -832,6 +838,7 @@ def test_no_netrc_password_follows_a_redirect(
         assert "Authorization" not in seen.headers, seen.path
 
 
+@pytest.mark.slow
 def test_an_http_proxy_from_the_environment_carries_api_calls_and_downloads(
     hostile: Hostile, tmp_path: Path
 ) -> None:
@@ -854,6 +861,7 @@ def test_an_http_proxy_from_the_environment_carries_api_calls_and_downloads(
     assert "the API key travels unencrypted; use https://" in run.stderr
 
 
+@pytest.mark.slow
 def test_a_ca_bundle_from_the_environment_is_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -912,6 +920,7 @@ def test_an_http_base_url_is_warned_of(caplog: pytest.LogCaptureFixture) -> None
 # -- 6. interrupted syncs exit non-zero -------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_sync_exits_non_zero(
     hostile: Hostile, tmp_path: Path, signum: int

@@ -53,8 +53,6 @@ from tests.test_targets import (  # `project`: Meltano and a schema of this test
     sql,
 )
 
-pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
-
 BAD = "032000000000201"
 GOOD = "032000000000202"
 GZIPPED = "032000000000203"
@@ -188,6 +186,7 @@ NOT_FILES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("kind", sorted(NOT_FILES))
 def test_a_body_that_is_no_export_file_fails_its_export_after_fresh_links(
@@ -223,6 +222,7 @@ def test_a_body_that_is_no_export_file_fails_its_export_after_fresh_links(
     assert again.records("clicks") == []
 
 
+@pytest.mark.slow
 def test_through_the_command_line_a_block_page_fails_its_export_and_loads_later(
     stand_in: OktopostStandIn, tmp_path: Path
 ) -> None:
@@ -540,6 +540,7 @@ def inflate_all(archive: ExportArchive, delivered: list[int]) -> None:
                     delivered.append(len(piece))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_a_bomb_of_many_small_members_is_refused_by_the_archive_wide_ratio(
     tmp_path: Path, seed: int
@@ -570,6 +571,7 @@ def test_a_bomb_of_many_small_members_is_refused_by_the_archive_wide_ratio(
     assert sum(delivered) <= ARCHIVE_RATIO_CHECK_BYTES + MiB
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("width", "cycle"), [(1000, 1000), (1000, 27), (2000, 100)])
 def test_honest_repetitive_csv_of_50_mb_loads_whole(
     stand_in: OktopostStandIn, width: int, cycle: int
@@ -590,6 +592,7 @@ def test_honest_repetitive_csv_of_50_mb_loads_whole(
     assert run.bookmark(BAD) == RUN_AT
 
 
+@pytest.mark.slow
 def test_a_lying_bomb_fails_its_export_alone_and_loads_once_replaced(
     stand_in: OktopostStandIn,
 ) -> None:
@@ -623,6 +626,7 @@ def test_a_lying_bomb_fails_its_export_alone_and_loads_once_replaced(
     assert again.bookmark(BAD) == RUN_AT
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("size", "gap"), [(40 * MiB, None), (80 * MiB, 6000)])
 def test_a_gzipped_csv_file_inflating_like_a_bomb_is_refused_as_it_is_read(
     tmp_path: Path, size: int, gap: int | None
@@ -647,6 +651,7 @@ def test_a_gzipped_csv_file_inflating_like_a_bomb_is_refused_as_it_is_read(
 # -- through Meltano into PostgreSQL ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_meltano_into_postgres_loads_gzip_csv_and_recovers_a_blocked_download(
     project: Project,  # noqa: F811 - the fixture imported above
 ) -> None:
