@@ -500,8 +500,10 @@ def cpu_table(results: list[SizeResult]) -> str:
 def code_hash() -> str:
     """Give a short hash of the tap's source files, which may change under a run."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "tap_oktopost").glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    package = ROOT / "tap_oktopost"
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -533,7 +535,7 @@ def code_version(results: list[SizeResult]) -> str:
     )
     text = (
         f"commit {commit or '?'}{' with uncommitted tap changes' if dirty else ''}, "
-        f"tap_oktopost/*.py sha256 {', '.join(hashes)}"
+        f"tap_oktopost/**/*.py sha256 {', '.join(hashes)}"
     )
     if len(hashes) > 1:
         text += (

@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from bench import HEADER, posts_row
 
-from tap_oktopost.csv_data import CsvSource, RecordBuilder, scan_member
+from tap_oktopost.tables.csv_data import CsvSource, RecordBuilder, scan_member
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -13,33 +13,37 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_oktopost.batches import BatchFiles
-from tap_oktopost.client import OktopostError, printable
-from tap_oktopost.csv_data import (
-    EXPORT_ID,
-    EXPORT_RUN_AT,
+from tap_oktopost.api.errors import OktopostError, printable
+from tap_oktopost.api.exports import SAFE_DESTINATION_FIELDS, metadata_record
+from tap_oktopost.sync.batches import BatchFiles
+from tap_oktopost.sync.ledger import EXPORTS_STREAM
+from tap_oktopost.sync.output import RecordLines
+from tap_oktopost.sync.progress import QuietCounter, QuietTimer, TableProgress
+from tap_oktopost.tables.column_types import (
+    ColumnType,
+    column_type_of,
+    property_schema,
+    widen,
+)
+from tap_oktopost.tables.csv_data import (
     METADATA_PROPERTIES,
     READ_ERRORS,
+    CsvSource,
+    MemberScan,
+    RecordBuilder,
+    read_error_text,
+    scan_member,
+)
+from tap_oktopost.tables.names import (
+    EXPORT_ID,
+    EXPORT_RUN_AT,
     SOURCE_FILE,
     SYNC_TIMESTAMP,
     UNFIT_VALUES,
-    ColumnType,
-    CsvSource,
     EarlierNames,
-    MemberScan,
-    RecordBuilder,
-    column_type_of,
-    property_schema,
-    read_error_text,
-    scan_member,
-    widen,
+    superseded,
 )
-from tap_oktopost.exports import SAFE_DESTINATION_FIELDS, metadata_record
-from tap_oktopost.ledger import EXPORTS_STREAM
-from tap_oktopost.names import superseded
-from tap_oktopost.output import RecordLines
-from tap_oktopost.progress import QuietCounter, QuietTimer, TableProgress
-from tap_oktopost.type_policy import KEEP, TEXT, settle_types
+from tap_oktopost.tables.type_policy import KEEP, TEXT, settle_types
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -48,8 +52,8 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib import Catalog
 
-    from tap_oktopost.download import ExportArchive
-    from tap_oktopost.runs import RunLoad, SyncPlan
+    from tap_oktopost.archives.download import ExportArchive
+    from tap_oktopost.sync.runs import RunLoad, SyncPlan
     from tap_oktopost.tap import TapOktopost
 
 _DECLARED_TYPES: dict[type, th.JSONTypeHelper[Any]] = {

@@ -24,31 +24,13 @@ from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_oktopost.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
-from tap_oktopost.batches import prepare_root
-from tap_oktopost.client import (
-    EU_BASE_URL,
-    US_BASE_URL,
-    ExportListing,
-    OktopostClient,
-    OktopostError,
-    base_url_problem,
-    printable,
-    retry_settings,
-)
-from tap_oktopost.csv_data import (
-    DEFAULT_KEY,
-    DEFAULT_MAX_FIELD_CHARACTERS,
-    FIELD_LIMIT_SETTING,
-    READ_ERRORS,
-    SOURCE_FILE,
-    TYPE_NAMES,
-    CsvSource,
-    EarlierNames,
-    TableShape,
-    limit_field_size,
-)
-from tap_oktopost.download import (
+from tap_oktopost.api.client import ExportListing, OktopostClient
+from tap_oktopost.api.errors import OktopostError, printable
+from tap_oktopost.api.exports import ExportRun
+from tap_oktopost.api.retry import retry_settings
+from tap_oktopost.api.transport import EU_BASE_URL, US_BASE_URL, base_url_problem
+from tap_oktopost.archives.archive import DEFAULT_MAX_UNCOMPRESSED_BYTES
+from tap_oktopost.archives.download import (
     DEFAULT_MAX_ARCHIVE_BYTES,
     DEFAULT_MAX_DISK_BYTES,
     ArchiveStore,
@@ -56,17 +38,6 @@ from tap_oktopost.download import (
     FileChangedError,
     NotCsvExportError,
 )
-from tap_oktopost.exports import ExportRun
-from tap_oktopost.ledger import (
-    EXPORTS_STREAM,
-    RunLedger,
-    checked_state,
-    read_bookmarks,
-    read_state_file,
-)
-from tap_oktopost.names import case_clashes
-from tap_oktopost.output import WholeMessageWriter
-from tap_oktopost.runs import SyncPlan
 from tap_oktopost.streams import (
     COLUMN_TYPES_KEY,
     ActiveExportStream,
@@ -75,7 +46,28 @@ from tap_oktopost.streams import (
     OktopostStream,
     member_error,
 )
-from tap_oktopost.type_policy import KEEP, TYPING_POLICIES
+from tap_oktopost.sync.batches import prepare_root
+from tap_oktopost.sync.ledger import (
+    EXPORTS_STREAM,
+    RunLedger,
+    checked_state,
+    read_bookmarks,
+    read_state_file,
+)
+from tap_oktopost.sync.output import WholeMessageWriter
+from tap_oktopost.sync.runs import SyncPlan
+from tap_oktopost.tables.column_types import TYPE_NAMES
+from tap_oktopost.tables.csv_data import (
+    DEFAULT_KEY,
+    DEFAULT_MAX_FIELD_CHARACTERS,
+    FIELD_LIMIT_SETTING,
+    READ_ERRORS,
+    CsvSource,
+    TableShape,
+    limit_field_size,
+)
+from tap_oktopost.tables.names import SOURCE_FILE, EarlierNames, case_clashes
+from tap_oktopost.tables.type_policy import KEEP, TYPING_POLICIES
 
 if TYPE_CHECKING:
     from types import FrameType

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tap_oktopost import client
-from tap_oktopost.csv_data import DEFAULT_MAX_FIELD_CHARACTERS, limit_field_size
-from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.api import retry
+from tap_oktopost.sync.ledger import read_bookmarks
+from tap_oktopost.tables.csv_data import DEFAULT_MAX_FIELD_CHARACTERS, limit_field_size
 from tap_oktopost.tap import TapOktopost
 from tests.oktopost_stand_in import (
     OktopostStandIn,
@@ -272,7 +272,7 @@ def _call_log_per_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     Discovery and sync in one test still share theirs, as Meltano's processes do.
     """
-    monkeypatch.setattr(client, "CALL_LOG_DIR", tmp_path)
+    monkeypatch.setattr(retry, "CALL_LOG_DIR", tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tap_oktopost import client
-from tap_oktopost.client import (
+from tap_oktopost.api import retry
+from tap_oktopost.api.retry import (
     CALL_WINDOW_MARGIN_SECONDS,
     CALL_WINDOW_SECONDS,
     CALLS_PER_WINDOW,
@@ -210,9 +210,9 @@ def account(
         )
     stand_in.page_size = PAGE_SIZE
     stand_in.rate_limit(CALLS, window)
-    monkeypatch.setattr(client, "CALLS_PER_WINDOW", CALLS)
-    monkeypatch.setattr(client, "CALL_WINDOW_SECONDS", window)
-    monkeypatch.setattr(client, "CALL_WINDOW_MARGIN_SECONDS", MARGIN)
+    monkeypatch.setattr(retry, "CALLS_PER_WINDOW", CALLS)
+    monkeypatch.setattr(retry, "CALL_WINDOW_SECONDS", window)
+    monkeypatch.setattr(retry, "CALL_WINDOW_MARGIN_SECONDS", MARGIN)
 
 
 @pytest.mark.slow  # it keeps a real pace: a few seconds
@@ -250,7 +250,7 @@ def test_a_sync_that_forgot_discovery_calls_would_meet_the_limit(
     account(stand_in, monkeypatch, window=3.0)
     config = config_for(stand_in, rate_limit_wait_seconds=0.5, max_retries=20)
     catalog = discover_in_process(config)
-    monkeypatch.setattr(client, "CALL_LOG_DIR", tmp_path / "elsewhere")
+    monkeypatch.setattr(retry, "CALL_LOG_DIR", tmp_path / "elsewhere")
     (tmp_path / "elsewhere").mkdir()
 
     run = sync_in_process(config, catalog=catalog)

@@ -21,11 +21,12 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tap_oktopost.archive import DamagedMemberError, ExportArchive
-from tap_oktopost.client import OktopostError
-from tap_oktopost.csv_data import READ_ERRORS, table_name
-from tap_oktopost.download import ArchiveReadError, ArchiveStore, RemoteFile
-from tap_oktopost.exports import ExportRun
+from tap_oktopost.api.errors import OktopostError
+from tap_oktopost.api.exports import ExportRun
+from tap_oktopost.archives.archive import DamagedMemberError, ExportArchive
+from tap_oktopost.archives.download import ArchiveReadError, ArchiveStore, RemoteFile
+from tap_oktopost.tables.csv_data import READ_ERRORS
+from tap_oktopost.tables.names import table_name
 from tests.conftest import config_for, csv_text, run_tap
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 

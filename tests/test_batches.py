@@ -14,10 +14,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tap_oktopost import batches as batch_files
 from tap_oktopost import streams
-from tap_oktopost.csv_data import RecordBuilder
-from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.sync import batches as batch_files
+from tap_oktopost.sync.ledger import read_bookmarks
+from tap_oktopost.tables.csv_data import RecordBuilder
 from tests.conftest import (
     TapRun,
     batch_file_lines,

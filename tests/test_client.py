@@ -21,25 +21,27 @@ from typing import Any
 import pytest
 import requests
 
-from tap_oktopost.client import (
+from tap_oktopost.api.client import OktopostClient
+from tap_oktopost.api.errors import (
+    ExpiredLinkError,
+    OktopostError,
+    RateLimitedError,
+    RetriableOktopostError,
+)
+from tap_oktopost.api.retry import (
     CALL_WINDOW_MARGIN_SECONDS,
     MAX_BACKOFF_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
     CallThrottle,
-    ExpiredLinkError,
-    OktopostClient,
-    OktopostError,
-    RateLimitedError,
-    RetriableOktopostError,
     api_status_error,
     oktopost_message,
     retry_after_seconds,
     retry_settings,
     retry_wait,
     retrying,
-    storage_session,
     storage_status_error,
 )
+from tap_oktopost.api.transport import storage_session
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
 EXPORT = "032000000000101"

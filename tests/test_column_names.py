@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tap_oktopost.client import OktopostError
-from tap_oktopost.names import (
+from tap_oktopost.api.errors import OktopostError
+from tap_oktopost.tables.names import (
     RESERVED,
     SYMBOL_WORDS,
     column_names,

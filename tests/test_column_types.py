@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pytest
 
-from tap_oktopost.column_types import (
+from tap_oktopost.tables.column_types import (
     CONVERTERS,
     PROVEN_CONVERTERS,
     ColumnType,

@@ -11,11 +11,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
-from tap_oktopost.csv_data import (
+from tap_oktopost.tables.column_types import ColumnType
+from tap_oktopost.tables.csv_data import (
     METADATA_PROPERTIES,
     SEPARATORS,
-    UNFIT_VALUES,
-    ColumnType,
     CsvSource,
     MemberScan,
     RecordBuilder,
@@ -25,6 +24,7 @@ from tap_oktopost.csv_data import (
     scan_member,
     separator_of,
 )
+from tap_oktopost.tables.names import UNFIT_VALUES
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from singer_sdk.plugin_base import JSONSchemaValidator
 
-from tap_oktopost.client import OktopostError, printable
-from tap_oktopost.exports import (
+from tap_oktopost.api.errors import OktopostError, printable
+from tap_oktopost.api.exports import (
     SAFE_DESTINATION_FIELDS,
     TEXT_FIELDS,
     ExportDetailError,

@@ -22,7 +22,7 @@ from urllib.request import url2pathname
 
 import pytest
 
-from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.sync.ledger import read_bookmarks
 from tests.conftest import (
     TAP,
     TapRun,

@@ -32,23 +32,19 @@ from typing import Any
 import pytest
 import requests
 
-from tap_oktopost.archive import (
+from tap_oktopost.api.client import OktopostClient
+from tap_oktopost.api.errors import OktopostError, RetriableOktopostError
+from tap_oktopost.api.exports import ExportRun
+from tap_oktopost.api.transport import MAX_API_ANSWER_BYTES, storage_session
+from tap_oktopost.archives.archive import (
     DEFAULT_MAX_UNCOMPRESSED_BYTES,
     DamagedMemberError,
     ExportArchive,
     InflationLimitError,
 )
-from tap_oktopost.client import (
-    MAX_API_ANSWER_BYTES,
-    OktopostClient,
-    OktopostError,
-    RetriableOktopostError,
-    storage_session,
-)
-from tap_oktopost.download import ArchiveStore
-from tap_oktopost.exports import ExportRun
-from tap_oktopost.ledger import read_bookmarks
-from tap_oktopost.names import EXPORT_ID
+from tap_oktopost.archives.download import ArchiveStore
+from tap_oktopost.sync.ledger import read_bookmarks
+from tap_oktopost.tables.names import EXPORT_ID
 from tests.conftest import TAP, csv_text, meltano, sync_in_process
 from tests.hostile_server import (
     SIGNATURE,

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tap_oktopost.names import table_name
+from tap_oktopost.tables.names import table_name
 from tap_oktopost.tap import TapOktopost
 from tests.conftest import building_from_checkout, csv_text, meltano_in
 from tests.oktopost_stand_in import (
@@ -527,6 +527,11 @@ def test_the_wheel_declares_licence_urls_and_pythons(built: Path) -> None:
     for version in ("3.10", "3.11", "3.13"):
         assert f"Programming Language :: Python :: {version}" in classifiers
     assert not [name for name in names if name.startswith("tests/")]
+    modules = {
+        p.relative_to(ROOT).as_posix() for p in ROOT.glob("tap_oktopost/**/*.py")
+    }
+    assert "tap_oktopost/api/client.py" in modules  # the packages' modules too
+    assert modules <= set(names)
     # Unpublished (no URLs: see pyproject.toml), the definition names no repository.
     definition = yaml.safe_load((ROOT / "hub" / "tap-oktopost.yml").read_text())
     published = urls.get("Repository")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from singer_sdk.helpers._state import get_writeable_state_dict
 
-from tap_oktopost.ledger import (
+from tap_oktopost.sync.ledger import (
     EXPORTS_STREAM,
     ExportBookmark,
     RunLedger,

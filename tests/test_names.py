@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from tap_oktopost.names import (
+from tap_oktopost.tables.names import (
     MAX_NAME_LENGTH,
     METADATA_NAMES,
     POSTGRESQL_RESERVED,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from singer_sdk import metrics
 
-from tap_oktopost import progress
-from tap_oktopost.progress import TableProgress
+from tap_oktopost.sync import progress
+from tap_oktopost.sync.progress import TableProgress
 from tests.conftest import (
     TAP,
     TapRun,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tap_oktopost.client import MAX_PAGES, MAX_PASSES, STALLED_PAGES, OktopostClient
+from tap_oktopost.api.client import MAX_PAGES, MAX_PASSES, STALLED_PAGES, OktopostClient
 from tap_oktopost.tap import TapOktopost
 from tests.conftest import (
     config_for,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tap_oktopost.csv_data import DEFAULT_KEY
-from tap_oktopost.ledger import ExportBookmark, read_bookmarks
+from tap_oktopost.sync.ledger import ExportBookmark, read_bookmarks
+from tap_oktopost.tables.csv_data import DEFAULT_KEY
 from tests.conftest import (
     TapRun,
     config_for,

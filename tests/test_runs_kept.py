@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tap_oktopost.csv_data import table_name
-from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.sync.ledger import read_bookmarks
+from tap_oktopost.tables.names import table_name
 from tests.conftest import (
     TapRun,
     config_for,

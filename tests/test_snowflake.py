@@ -32,7 +32,7 @@ from fakesnow.transforms.stage import LOCAL_BUCKET_PATH
 from snowflake.connector.cursor import SnowflakeCursor
 from snowflake.connector.errors import ProgrammingError
 
-from tap_oktopost.names import SNOWFLAKE_RESERVED, name_of
+from tap_oktopost.tables.names import SNOWFLAKE_RESERVED, name_of
 from tests.conftest import MELTANO, building_from_checkout, meltano, meltano_env
 from tests.oktopost_stand_in import (
     OktopostStandIn,

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tap_oktopost.archive import (
+from tap_oktopost.api.exports import ExportRun
+from tap_oktopost.archives.archive import (
     ARCHIVE_RATIO_CHECK_BYTES,
     DEFAULT_MAX_UNCOMPRESSED_BYTES,
     MAX_ARCHIVE_RATIO,
@@ -33,8 +34,7 @@ from tap_oktopost.archive import (
     InflationLimitError,
     UnloadableExportError,
 )
-from tap_oktopost.csv_data import METADATA_PROPERTIES
-from tap_oktopost.exports import ExportRun
+from tap_oktopost.tables.csv_data import METADATA_PROPERTIES
 from tests.conftest import (
     TapRun,
     config_for,

@@ -27,13 +27,10 @@ from typing import Any
 
 import pytest
 
-from tap_oktopost.csv_data import (
-    DEFAULT_KEY,
-    METADATA_PROPERTIES,
-    column_names,
-    column_type_of,
-)
-from tap_oktopost.ledger import read_bookmarks
+from tap_oktopost.sync.ledger import read_bookmarks
+from tap_oktopost.tables.column_types import column_type_of
+from tap_oktopost.tables.csv_data import DEFAULT_KEY, METADATA_PROPERTIES
+from tap_oktopost.tables.names import column_names
 from tap_oktopost.tap import SAMPLE_ROWS
 from tests.conftest import (
     MELTANO_SYS_DIR,

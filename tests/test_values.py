@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import anyascii
 import pytest
 
-from tap_oktopost.column_types import column_type_of
-from tap_oktopost.csv_data import METADATA_PROPERTIES
+from tap_oktopost.tables.column_types import column_type_of
+from tap_oktopost.tables.csv_data import METADATA_PROPERTIES
 from tests.conftest import TapRun, config_for, export_with, sync_in_process
 from tests.oktopost_stand_in import OktopostStandIn
 from tests.test_column_types import plain_number, unplain_number
@@ -229,7 +229,7 @@ def test_nul_reads_the_same_on_each_python(version: str) -> None:
     files = {name: encode(text).hex() for name, encode in ENCODINGS.items()}
     script = (
         "import io, json, sys\n"
-        "from tap_oktopost.csv_data import CsvSource\n"
+        "from tap_oktopost.tables.csv_data import CsvSource\n"
         "out = {}\n"
         "for name, data in json.loads(sys.argv[1]).items():\n"
         "    source = CsvSource(io.BytesIO(bytes.fromhex(data)))\n"

@@ -16,12 +16,9 @@ import time
 
 import pytest
 
-from tap_oktopost.client import (
-    MAX_RETRY_AFTER_SECONDS,
-    OktopostError,
-    RetriableOktopostError,
-)
-from tap_oktopost.download import ArchiveStore
+from tap_oktopost.api.errors import OktopostError, RetriableOktopostError
+from tap_oktopost.api.retry import MAX_RETRY_AFTER_SECONDS
+from tap_oktopost.archives.download import ArchiveStore
 from tests.conftest import config_for, export_with, sync_in_process
 from tests.oktopost_stand_in import OktopostStandIn
 from tests.test_archives import fetch_run

@@ -1,7 +1,7 @@
 """Reading export CSV members: one decoding per file, type scans and records.
 
-Names come from `tap_oktopost.names` and types from `tap_oktopost.column_types`;
-both are re-exported here so that callers need one import.
+Names come from `tables.names` and types from `tables.column_types`: import them
+from there.
 
 A sync reads each member twice from local disk: `scan_member` decides the text
 encoding and the narrowest types holding every value, then `CsvSource` with that
@@ -20,18 +20,15 @@ import zipfile
 import zlib
 from typing import IO, TYPE_CHECKING, Any
 
-from tap_oktopost.column_types import (
+from tap_oktopost.tables.column_types import (
     CONVERTERS,
     PROVEN_CONVERTERS,
-    TYPE_NAMES,
     ColumnType,
-    classify,
-    column_type_of,
     property_schema,
     scan_types,
     widen,
 )
-from tap_oktopost.names import (
+from tap_oktopost.tables.names import (
     EXPORT_ID,
     EXPORT_RUN_AT,
     EXTRA_VALUES,
@@ -41,7 +38,6 @@ from tap_oktopost.names import (
     UNFIT_VALUES,
     EarlierNames,
     column_names,
-    table_name,
 )
 
 if TYPE_CHECKING:
@@ -55,34 +51,16 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "CONVERTERS",
     "DEFAULT_KEY",
-    "EXPORT_ID",
-    "EXPORT_RUN_AT",
-    "EXTRA_VALUES",
     "METADATA_PROPERTIES",
     "READ_ERRORS",
-    "ROW_NUMBER",
-    "SOURCE_FILE",
-    "SYNC_TIMESTAMP",
-    "TYPE_NAMES",
-    "UNFIT_VALUES",
-    "ColumnType",
     "CsvSource",
     "Decoding",
-    "EarlierNames",
     "MemberScan",
     "RecordBuilder",
     "TableShape",
-    "classify",
-    "column_names",
-    "column_type_of",
     "decoding_of",
-    "property_schema",
     "scan_member",
-    "scan_types",
-    "table_name",
-    "widen",
 ]
 
 DEFAULT_KEY = (EXPORT_ID, EXPORT_RUN_AT, SOURCE_FILE, ROW_NUMBER)
@@ -151,7 +129,7 @@ DEFAULT_MAX_FIELD_CHARACTERS = 8 * 1024 * 1024
 """Longest CSV field and line read: a long post's text is kilobytes, and a hostile
 file could otherwise hold one field of gigabytes in memory."""
 FIELD_LIMIT_SETTING = "max_csv_field_characters"
-_line_limit = DEFAULT_MAX_FIELD_CHARACTERS
+_line_limit: int | None = None
 
 
 def limit_field_size(characters: int) -> None:
@@ -165,7 +143,15 @@ def limit_field_size(characters: int) -> None:
     csv.field_size_limit(characters)
 
 
-limit_field_size(DEFAULT_MAX_FIELD_CHARACTERS)
+def field_limit() -> int:
+    """Give the line cap, setting the default caps if nothing set them yet.
+
+    Called when a reader is built, not at import: the caps are the process's.
+    """
+    if _line_limit is None:
+        limit_field_size(DEFAULT_MAX_FIELD_CHARACTERS)
+        return DEFAULT_MAX_FIELD_CHARACTERS
+    return _line_limit
 
 
 class FieldTooLargeError(csv.Error):
@@ -230,9 +216,18 @@ class _Replacements:
 
 
 _LATIN1_ERRORS = "tap-oktopost-undefined-as-latin1"
-codecs.register_error(_LATIN1_ERRORS, _undefined_as_latin1)
 _REPLACEMENTS = _Replacements()
-codecs.register_error(_Replacements.name, _REPLACEMENTS)
+
+
+def _register_error_handlers() -> None:
+    """Register the decoding error handlers by name, before a decoding uses them.
+
+    Called by the readers rather than at import; registering again is harmless.
+    """
+    codecs.register_error(_LATIN1_ERRORS, _undefined_as_latin1)
+    codecs.register_error(_Replacements.name, _REPLACEMENTS)
+
+
 _NON_ASCII_BYTES = bytes(range(128, 256))
 
 
@@ -275,6 +270,7 @@ def decoding_of(head: bytes, *, whole: bool) -> Decoding:
         return UTF_16
     if head.isascii():
         return UTF_8
+    _register_error_handlers()
     _, stray_before = _REPLACEMENTS.counts()
     codecs.getincrementaldecoder("utf-8")(_Replacements.name).decode(head, final=whole)
     stray = _REPLACEMENTS.stray_bytes - stray_before
@@ -417,6 +413,7 @@ class CsvSource:
     def _start(self) -> Iterator[list[str]]:
         if self._reader is not None:
             return self._reader
+        _register_error_handlers()
         if self.decoding is None:
             head = self._bytes.binary.read(self._buffer_bytes)
             self.decoding = decoding_of(head, whole=len(head) < self._buffer_bytes)
@@ -441,7 +438,7 @@ class CsvSource:
 
     def _lines(self, text: IO[str]) -> Iterator[str]:
         """Give the text's lines, refusing one past the limit before reading more."""
-        limit = _line_limit
+        limit = field_limit()
         replacements = _REPLACEMENTS
         seen = replacements.uses
         number = 0

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from tap_oktopost.client import OktopostError, printable
+from tap_oktopost.api.errors import OktopostError, printable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator, Mapping

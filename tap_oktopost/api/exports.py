@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 from requests import RequestException
 from requests.models import PreparedRequest
 
-from tap_oktopost.client import OktopostError, printable
+from tap_oktopost.api.errors import OktopostError, printable
 
 _SECRET_NAME = re.compile(r"password|secret|token|key", re.IGNORECASE)
 _FILE_NAME_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

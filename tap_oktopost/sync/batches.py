@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 import msgspec
 from upath import UPath
 
-from tap_oktopost.client import OktopostError
+from tap_oktopost.api.errors import OktopostError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator

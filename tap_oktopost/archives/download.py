@@ -28,7 +28,16 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from tap_oktopost.archive import (
+from tap_oktopost.api.errors import (
+    ExpiredLinkError,
+    OktopostError,
+    RetriableOktopostError,
+    printable,
+    redact,
+)
+from tap_oktopost.api.retry import retry_after_seconds, retrying, storage_status_error
+from tap_oktopost.api.transport import RequestDeadline, body_pieces, storage_session
+from tap_oktopost.archives.archive import (
     QUIET_REASONS,
     ZIP_ERRORS,
     ByteReader,
@@ -37,24 +46,12 @@ from tap_oktopost.archive import (
     UnloadableExportError,
     single_file_table,
 )
-from tap_oktopost.client import (
-    ExpiredLinkError,
-    OktopostError,
-    RequestDeadline,
-    RetriableOktopostError,
-    body_pieces,
-    printable,
-    retry_after_seconds,
-    retrying,
-    storage_session,
-    storage_status_error,
-)
-from tap_oktopost.csv_data import decoding_of
+from tap_oktopost.tables.csv_data import decoding_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tap_oktopost.exports import ExportRun
+    from tap_oktopost.api.exports import ExportRun
 
 CHUNK_BYTES = 1024 * 1024
 """A download that brings less than this in `timeout` seconds has stalled."""
@@ -98,34 +95,7 @@ __all__ = [
     "RemoteFile",
     "RetriableDownloadError",
     "UnloadableExportError",
-    "redact",
 ]
-
-
-def redact(link: str) -> str:
-    """Show a link without its query string, where the signature lives."""
-    try:
-        parts = urlsplit(link)
-    except ValueError:
-        return "a link that is not a URL"
-    host = parts.netloc.rpartition("@")[2]  # never a user name or password
-    return printable(f"{parts.scheme}://{host}{parts.path}")
-
-
-class _WithoutQueryStrings(logging.Filter):
-    """Cut query strings out of urllib3's debug lines, which quote signed links."""
-
-    _QUERY = re.compile(r"\?[^\s\"']*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "?" in message:
-            record.msg = self._QUERY.sub("?<redacted>", message)
-            record.args = ()
-        return True
-
-
-logging.getLogger("urllib3.connectionpool").addFilter(_WithoutQueryStrings())
 
 
 class RetriableDownloadError(RetriableOktopostError):

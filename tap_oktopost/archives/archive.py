@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
-from tap_oktopost.client import OktopostError, printable
-from tap_oktopost.csv_data import table_name
+from tap_oktopost.api.errors import OktopostError, printable
+from tap_oktopost.tables.names import table_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tap_oktopost.exports import ExportRun
+    from tap_oktopost.api.exports import ExportRun
 
 MAX_COMPRESSION_RATIO = 1000
 """CSV deflates 5 to 50 times; a large member past this ratio is a zip bomb."""

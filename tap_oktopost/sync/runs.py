@@ -11,16 +11,16 @@ import datetime
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tap_oktopost.client import OktopostError, printable
-from tap_oktopost.download import NotCsvExportError
+from tap_oktopost.api.errors import OktopostError, printable
+from tap_oktopost.archives.download import NotCsvExportError
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, Collection
 
-    from tap_oktopost.download import ArchiveStore, ExportArchive
-    from tap_oktopost.exports import ExportRun
-    from tap_oktopost.ledger import ExportBookmark, RunLedger
+    from tap_oktopost.api.exports import ExportRun
+    from tap_oktopost.archives.download import ArchiveStore, ExportArchive
+    from tap_oktopost.sync.ledger import ExportBookmark, RunLedger
 
 
 @dataclass

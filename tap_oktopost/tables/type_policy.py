@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tap_oktopost.csv_data import ColumnType, widen
+from tap_oktopost.tables.column_types import ColumnType, widen
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
