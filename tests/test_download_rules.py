@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tap_oktopost.client import OktopostError, storage_session
-from tap_oktopost.download import ArchiveStore, redact
-from tap_oktopost.exports import ExportRun
-from tap_oktopost.ledger import read_bookmarks
-from tap_oktopost.names import EXPORT_ID
+from tap_oktopost.api.errors import OktopostError, redact
+from tap_oktopost.api.exports import ExportRun
+from tap_oktopost.api.transport import storage_session
+from tap_oktopost.archives.download import ArchiveStore
+from tap_oktopost.sync.ledger import read_bookmarks
+from tap_oktopost.tables.names import EXPORT_ID
 from tests.conftest import config_for, csv_text, sync_in_process
 from tests.hostile_server import (
     SIGNATURE,
