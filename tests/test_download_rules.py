@@ -13,19 +13,30 @@ import logging
 import random
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tap_oktopost.api.errors import OktopostError, redact
 from tap_oktopost.api.exports import ExportRun
 from tap_oktopost.api.transport import storage_session
-from tap_oktopost.archives.download import ArchiveStore
+from tap_oktopost.archives.archive import UnloadableExportError
+from tap_oktopost.archives.download import (
+    ArchiveReadError,
+    ArchiveStore,
+    FileChangedError,
+    RemoteFile,
+)
 from tap_oktopost.sync.ledger import read_bookmarks
 from tap_oktopost.tables.names import EXPORT_ID
 from tests.conftest import config_for, csv_text, sync_in_process
 from tests.hostile_server import (
     SIGNATURE,
+    Hostile,
+    HostileHandler,
+    endless,
     file_answer,
     hostile_pair,
     json_answer,
@@ -33,10 +44,16 @@ from tests.hostile_server import (
 )
 from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 from tests.test_archives import fetch_run, store_for
-from tests.test_hostile import ChainedFaults, assert_no_secret, config_of
+from tests.test_hostile import (
+    ChainedFaults,
+    assert_no_secret,
+    client_of,
+    config_of,
+)
 from tests.test_sync import secrets_of
 
 KiB = 1024
+HEAD, BLOCK = RemoteFile.HEAD_BYTES, RemoteFile.BLOCK_BYTES
 EXPORTS = [f"0320000000004{n:02}" for n in range(6)]
 
 
@@ -93,6 +110,119 @@ def folder_bytes(store: ArchiveStore) -> int:
     if folder is None:
         return 0
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+# -- RemoteFile: block reads over Range ---------------------------------------------
+
+
+def remote_file(stand_in: OktopostStandIn, data: bytes) -> RemoteFile:
+    """A RemoteFile on a stand-in export's file, its head read as the store reads it."""
+    run = add(stand_in, EXPORTS[0], data)
+    link = str(run.link)
+    head = requests.get(link, headers={"Range": f"bytes=0-{HEAD - 1}"}, timeout=10)
+    assert head.status_code == 206
+    return RemoteFile(
+        storage_session(),
+        link,
+        len(data),
+        head=head.content,
+        etag=head.headers.get("ETag"),
+        timeout=10,
+        where=f"Export {EXPORTS[0]}: reading {link.split('?', maxsplit=1)[0]}",
+        retry=lambda call: call(),
+        relink=lambda: str(fetch_run(stand_in, EXPORTS[0]).link),
+    )
+
+
+def edge_reads(size: int, rng: random.Random) -> list[tuple[int, int]]:
+    """(offset, length) pairs starting or ending at, or one byte off, every block
+    edge and the head's end, and at the end of the file."""
+    reads = []
+    for edge in range(BLOCK, size, BLOCK):
+        for start in (edge - 1, edge, edge + 1):
+            for end in (edge - 1, edge, edge + 1, edge + 2):
+                if start < end:
+                    reads.append((start, end - start))
+        reads.append((edge - rng.randint(1, BLOCK), rng.randint(1, 3 * BLOCK)))
+    reads += [(size - 1, 1), (size - 5, 10), (size, 1), (0, size + 1)]
+    return reads
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_remote_reads_give_the_files_bytes_at_any_offset(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    """Seek and read anywhere, across block edges, the head's end and the file's
+    end: a RemoteFile gives exactly the bytes of the file, as a local file does."""
+    rng = seeded(seed)
+    data = rng.randbytes(rng.randint(HEAD + 3 * BLOCK, HEAD + 12 * BLOCK))
+    remote = remote_file(stand_in, data)
+    reads = edge_reads(len(data), rng)
+    reads += [(rng.randrange(len(data)), rng.randint(1, 2 * BLOCK)) for _ in range(200)]
+    rng.shuffle(reads)
+
+    for offset, length in reads:
+        assert remote.seek(offset) == offset
+        got = remote.read(length)
+        assert got == data[offset : offset + length], (offset, length)
+        assert remote.tell() == min(offset + length, len(data)) or not got
+    remote.seek(-7, 2)
+    assert remote.read() == data[-7:]
+
+
+def test_a_block_is_fetched_once_and_requests_never_overlap(
+    stand_in: OktopostStandIn,
+) -> None:
+    """Reading a file twice over fetches each block once (the cache), in Range
+    requests that never overlap and ask only past the head."""
+    rng = seeded(7)
+    data = rng.randbytes(HEAD + 9 * BLOCK + 123)
+    remote = remote_file(stand_in, data)
+    stand_in.reset_log()
+    spots = [(rng.randrange(HEAD, len(data)), rng.randint(1, BLOCK)) for _ in range(60)]
+
+    for offset, length in spots * 2:
+        remote.seek(offset)
+        assert remote.read(length) == data[offset : offset + length]
+
+    asked = []
+    for request in stand_in.downloads():
+        first, last = map(int, request.headers["Range"].split("=")[1].split("-"))
+        asked.append((first, last))
+    covered = [byte for first, last in asked for byte in range(first, last + 1)]
+    assert len(covered) == len(set(covered)), "a byte was fetched twice"
+    assert min(first for first, _ in asked) >= HEAD
+
+
+@pytest.mark.parametrize("etag", ["strong", "weak", "none"])
+@pytest.mark.parametrize("same_size", [True, False])
+def test_a_file_replaced_under_a_remote_read_is_noticed(
+    stand_in: OktopostStandIn, etag: str, same_size: bool
+) -> None:
+    """Blocks ask for the head's version (If-Range with a strong ETag only); a
+    new ETag or a new size raises FileChangedError naming the export, never
+    bytes of two versions mixed."""
+    stand_in.etag_style = etag
+    rng = seeded(len(etag) + same_size)
+    data = rng.randbytes(HEAD + 6 * BLOCK)
+    remote = remote_file(stand_in, data)
+    stand_in.reset_log()
+    remote.seek(HEAD)
+    assert remote.read(BLOCK) == data[HEAD : HEAD + BLOCK]
+    new = rng.randbytes(len(data) if same_size else len(data) + BLOCK)
+    stand_in.replace_after(EXPORTS[0], 0, new)
+
+    remote.seek(HEAD + 3 * BLOCK)
+    if etag == "none" and same_size:  # nothing tells the versions apart
+        assert remote.read(BLOCK) == new[HEAD + 3 * BLOCK : HEAD + 4 * BLOCK]
+    else:
+        with pytest.raises(FileChangedError) as raised:
+            remote.read(BLOCK)
+        assert str(raised.value).startswith(f"Export {EXPORTS[0]}: reading ")
+        assert "the file changed while being read" in str(raised.value)
+        assert "X-Amz" not in str(raised.value)
+    for request in stand_in.downloads():
+        assert ("If-Range" in request.headers) == (etag == "strong")
 
 
 # -- no Authorization to a signed link, also across redirects -----------------------
@@ -169,6 +299,30 @@ def test_the_api_keeps_its_key_and_storage_gets_none_in_a_sync(
     assert netrc not in run.stderr
 
 
+@pytest.mark.parametrize("path", ["/v2/me", "/v2/bi-export"])
+def test_the_api_key_follows_a_redirect_on_its_host_only(netrc: str, path: str) -> None:
+    """An API call redirected within its host keeps its key; redirected to another
+    host (another port), it arrives with no Authorization at all."""
+    answer = json_answer({"Name": "x"}, key="User")
+    with hostile_pair() as (api, elsewhere):
+        api.route("/v2/me", redirect(f"{api.origin}/v2/me-here"))
+        api.route("/v2/me-here", redirect(f"{elsewhere.origin}/v2/me"))
+        elsewhere.route("/v2/me", answer)
+        listed = json_answer([], key="Exports", Total=0)
+        api.route("/v2/bi-export", redirect(f"{elsewhere.origin}/v2/bi-export"))
+        elsewhere.route("/v2/bi-export", listed)
+        client = client_of(api)
+        if path == "/v2/me":
+            client.check_credentials()
+        else:
+            client.list_exports()
+
+    assert all("Authorization" in seen.headers for seen in api.seen)
+    assert elsewhere.seen
+    for seen in elsewhere.seen:
+        assert "Authorization" not in seen.headers, seen.path
+
+
 # -- max_disk_bytes: the archives held at once ---------------------------------------
 
 
@@ -182,6 +336,8 @@ def test_the_archives_held_never_pass_max_disk_bytes(
     count = rng.randint(3, 5)
     archives = [posts_archive(rng, rng.randint(20, 120) * KiB) for _ in range(count)]
     bound = rng.randint(max(map(len, archives)), sum(map(len, archives)) - 1)
+    if seed % 2:  # exactly the first archives' bytes: those fit, the next does not
+        bound = sum(map(len, archives[: rng.randint(1, count - 1)]))
     runs = [add(stand_in, EXPORTS[n], data) for n, data in enumerate(archives)]
     store = disk_store(stand_in, bound)
 
@@ -208,9 +364,14 @@ def test_the_archives_held_never_pass_max_disk_bytes(
         if store.held(run.export_id) is not None:
             store.discard(run.export_id)
     assert store.held_bytes() == folder_bytes(store) == 0
-    for run in refused:
-        store.archive(run)
-        store.discard(run.export_id)
+    sizes = {run.export_id: len(data) for run, data in zip(runs, archives, strict=True)}
+    for run in refused:  # alone, each loads if the bound holds it at all
+        if sizes[run.export_id] <= bound:
+            store.archive(run)
+            store.discard(run.export_id)
+        else:
+            with pytest.raises(OktopostError, match="0 held for other exports"):
+                store.archive(run)
 
 
 def test_an_export_past_max_disk_bytes_fails_alone_in_a_sync(
@@ -236,6 +397,115 @@ def test_an_export_past_max_disk_bytes_fails_alone_in_a_sync(
     ) in run.stderr
     assert loaded == set(exports[:2])
     assert set(read_bookmarks(run.final_state)) == set(exports[:2])
+
+
+# -- max_archive_bytes: a download stops at the bound --------------------------------
+
+
+@pytest.fixture
+def hostile() -> Iterator[Hostile]:
+    with Hostile() as server:
+        yield server
+
+
+def hostile_store(hostile: Hostile, max_archive_bytes: int) -> ArchiveStore:
+    def refresh(wanted: str) -> ExportRun:
+        return hostile_run(hostile, wanted)
+
+    return ArchiveStore(
+        refresh,
+        timeout=10,
+        max_retries=2,
+        rate_limit_wait=0,
+        max_uncompressed_bytes=1 << 34,
+        logger=logging.getLogger("tests.download_rules"),
+        max_archive_bytes=max_archive_bytes,
+    )
+
+
+def hostile_run(hostile: Hostile, export_id: str) -> ExportRun:
+    detail = {
+        "Id": export_id,
+        "Type": "Posts",
+        "LastRunDate": "2026-11-27 10:00:00",
+        "LastRunFile": hostile.link(f"/files/{export_id}.zip"),
+    }
+    return ExportRun.from_detail(export_id, detail)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_download_stops_at_max_archive_bytes_whatever_its_headers_say(
+    hostile: Hostile, seed: int, declared: bool
+) -> None:
+    """A file exactly max_archive_bytes long loads; one byte more is refused once,
+    not retried, with nothing left on disk, whether or not Content-Length says so."""
+    rng = seeded(seed)
+    archive = posts_archive(rng, rng.randint(20, 150) * KiB)
+    export_id = EXPORTS[seed]
+    padding = rng.randint(1, 3 * KiB)
+
+    def file(handler: HostileHandler) -> None:
+        length = len(archive) + padding if declared else None
+        endless(bytes(padding), 1, declared=length, first=archive)(handler)
+
+    hostile.route(f"/files/{export_id}.zip", file)
+    run = hostile_run(hostile, export_id)
+    bound = len(archive) + padding
+
+    store = hostile_store(hostile, max_archive_bytes=bound - 1)
+    with pytest.raises(UnloadableExportError) as raised:
+        store.archive(run)
+    assert str(raised.value) == (
+        f"Export {export_id}: its last run's file is over the max_archive_bytes "
+        f"setting ({bound - 1} bytes); the download stopped there"
+    )
+    assert len(hostile.hits(f"/files/{export_id}.zip")) == 1
+    assert folder_bytes(store) == 0
+
+    fits = hostile_store(hostile, max_archive_bytes=bound)
+    assert fits.archive(run).tables == {"posts": ["Posts.csv"]}
+    assert folder_bytes(fits) == bound
+
+
+def test_a_range_answer_longer_than_asked_is_cut_off(hostile: Hostile) -> None:
+    """A 206 whose body goes on past the range asked is not read to its end: the
+    read fails naming the export and the range, after a bounded read."""
+    data = seeded(3).randbytes(HEAD + 4 * BLOCK)
+    sent = 64 * 1024 * KiB
+
+    def file(handler: HostileHandler) -> None:
+        first, last = map(int, handler.headers["Range"].split("=")[1].split("-"))
+        span = {"Content-Range": f"bytes {first}-{last}/{len(data)}"}
+        if first == 0:
+            handler.send_body(data[: last + 1], 206, span)
+            return
+        handler.send_head(206, span)
+        handler.write(data[first : last + 1])
+        for _ in range(sent // (64 * KiB)):
+            handler.write(bytes(64 * KiB))
+
+    hostile.route(f"/files/{EXPORTS[0]}.zip", file)
+    link = hostile_run(hostile, EXPORTS[0]).link
+    remote = RemoteFile(
+        storage_session(),
+        str(link),
+        len(data),
+        head=data[:HEAD],
+        timeout=10,
+        where=f"Export {EXPORTS[0]}: reading {redact(str(link))}",
+        retry=lambda call: call(),
+        relink=lambda: str(link),
+    )
+
+    remote.seek(HEAD + BLOCK)
+    with pytest.raises(ArchiveReadError) as raised:
+        remote.read(10)
+    assert str(raised.value).startswith(
+        f"Export {EXPORTS[0]}: reading {redact(str(link))}, bytes "
+    )
+    assert "an answer longer than asked" in str(raised.value)
+    assert hostile.bytes_sent < sent // 4
 
 
 # -- no signature, password or key in a log line -------------------------------------
