@@ -4,9 +4,9 @@ For each size it serves one generated posts export (``bench.write_archive``) thr
 the local stand-in and runs the project's `test` pipeline into the PostgreSQL of
 ``scripts/postgres.sh`` (its port from ``TEST_PG_PORT``, as ``scripts/postgres.sh run``
 sets it), once per variant (``VARIANTS``: RECORDs with the target's defaults, and
-BATCH files with the target settings the README documents), ``--repeats`` times in
-rotating order (RECORDs, minutes a run, once), each run from no state into a fresh
-schema. In the same run it times
+BATCH files with the target settings docs/batch-and-performance.md documents),
+``--repeats`` times in rotating order (RECORDs, minutes a run, once), each run from no
+state into a fresh schema. In the same run it times
 the tap alone (RECORDs to /dev/null) and the floor (benchmarks/floor.py) through
 benchmarks/measure.py, and the recommended variant's parts one by one: the tap's
 ``--discover``, the tap's sync writing its files, and the target alone loading them.
@@ -574,8 +574,8 @@ Python {platform.python_version()}, {platform.system()} {platform.release()}
   variants run {args.repeats} times (RECORDs once) in rotating order with the tap
   alone and the floor; ratios are against the tap alone (RECORDs to /dev/null) of
   the same run
-- recommended (the README's configuration): BATCH files `compression:
-  {RECOMMENDED.compression}`, `batch_size: {RECOMMENDED.batch_size}`;
+- recommended (docs/batch-and-performance.md's configuration): BATCH files
+  `compression: {RECOMMENDED.compression}`, `batch_size: {RECOMMENDED.batch_size}`;
   target-postgres {recommended}
 - peak RSS: `VmHWM` of the tap's and the target's processes polled every 0.1 s
   (Meltano's own process not counted); the tap alone and the parts: `ru_maxrss`

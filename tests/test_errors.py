@@ -1,9 +1,10 @@
-"""Every message of the README's Troubleshooting table, produced as a user meets it.
+"""Every message of the Troubleshooting table, produced as a user meets it.
 
-Each case runs the tap's command line against the stand-in and finds the README's
-message (its `<...>` and `...` standing for any text) in the log: a failure is one
-ERROR line and exit code 1 without a traceback (failed exports: each one's error,
-then the `Exports failed` summary last); a warning leaves the run going.
+The table is docs/troubleshooting.md. Each case runs the tap's command line against
+the stand-in and finds the table's message (its `<...>` and `...` standing for any
+text) in the log: a failure is one ERROR line and exit code 1 without a traceback
+(failed exports: each one's error, then the `Exports failed` summary last); a warning
+leaves the run going.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from tests.oktopost_stand_in import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
+"""The full table; the README's Troubleshooting shows some of its rows."""
 POSTS = "032000000000101"
 CAMPAIGNS = "032000000000102"
 LOG_LINE = re.compile(r"\| (?P<level>ERROR|WARNING)\s*\| [^|]+\| (?P<message>.*)$")
@@ -43,10 +46,9 @@ pytestmark = pytest.mark.slow  # `make test-fast` leaves these out
 
 def troubleshooting_rows() -> list[tuple[list[str], bool]]:
     """The table's rows: the messages of each, and whether they are warnings."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    table = TROUBLESHOOTING.read_text(encoding="utf-8")
     rows = []
-    for line in section.splitlines():
+    for line in table.splitlines():
         if not line.startswith("| ") or line.startswith("| message"):
             continue
         first_cell = line.split(" | ", 1)[0]
@@ -55,7 +57,7 @@ def troubleshooting_rows() -> list[tuple[list[str], bool]]:
 
 
 def pattern(message: str) -> re.Pattern[str]:
-    """The README's message as a regular expression: `<...>` and `...` match text."""
+    """The table's message as a regular expression: `<...>` and `...` match text."""
     parts = re.split(r"(<[^>]+>|\.\.\.)", message)
     return re.compile(
         "".join(
@@ -84,7 +86,7 @@ TARGET_MESSAGES = {"Altering columns is not supported"}
 
 
 def case(*messages: str, failed_exports: int = 0) -> Callable[[Any], Any]:
-    """Register the function making a run that logs these README messages."""
+    """Register the function making a run that logs these documented messages."""
 
     def register(make: Callable[[OktopostStandIn, Path], TapRun]) -> Any:
         for message in messages:

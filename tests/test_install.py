@@ -508,6 +508,9 @@ def test_the_sdist_ships_the_package_and_its_licence_but_no_tests(built: Path) -
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "README.md", "pyproject.toml", "tap_oktopost/tap.py"} <= names
+    linked = {f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md")}
+    assert linked
+    assert linked <= names  # the pages the README links to
     assert not [name for name in names if name.startswith(("tests", "scripts"))]
 
 
