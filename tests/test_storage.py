@@ -406,6 +406,7 @@ def versions(seed: int) -> tuple[list[list[str]], list[list[str]]]:
     return first, second
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("etag", ["strong", "weak", "none"])
 @pytest.mark.parametrize("after", [1, 2, 3, 4])
 def test_a_file_replaced_while_discovery_reads_it_gives_one_versions_columns(
@@ -440,6 +441,7 @@ def test_a_file_replaced_while_discovery_reads_it_gives_one_versions_columns(
         assert_rows(run, "posts", second)
 
 
+@pytest.mark.slow
 def test_a_file_that_keeps_changing_fails_discovery_of_its_export_only(
     stand_in: OktopostStandIn,
 ) -> None:
