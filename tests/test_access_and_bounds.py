@@ -1,9 +1,11 @@
-"""Fast checks of the download rules: no credential to a signed link, the disk bound,
-and no signature in any log line.
+"""Fast checks of the download rules: what reaches storage (Range reads of the
+right bytes and version, no credential, also across redirects), the size and disk
+bounds at their exact edge, and no signature, key or password in any log line.
 
 The slow tests run the tap as a process against gigabytes or through Meltano; these
-run each rule in this process on small archives, so `make test-fast` catches a
-broken rule in seconds.
+run each rule in this process on small files, so `make test-fast` catches a broken
+rule in seconds. The module sorts first among the in-process tests on purpose: with
+`-x`, a broken download rule stops the run within its first seconds.
 """
 
 from __future__ import annotations
