@@ -202,6 +202,7 @@ def edges_crossed(data: bytes) -> Counter[str]:
     return crossed
 
 
+@pytest.mark.slow
 def test_remote_reads_equal_downloaded_reads_for_random_archives(
     stand_in: OktopostStandIn,
 ) -> None:

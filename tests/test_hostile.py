@@ -477,6 +477,7 @@ TRICKLES = pytest.mark.parametrize(
 )
 
 
+@pytest.mark.slow
 @TRICKLES
 def test_an_api_answer_trickling_a_byte_at_a_time_ends_at_the_deadline(
     hostile: Hostile, trickling: Callable[..., Responder]
