@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream, metrics
 from singer_sdk import typing as th
-from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
@@ -48,11 +47,11 @@ from tap_oktopost.tables.type_policy import KEEP, TEXT, settle_types
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib import Catalog
 
     from tap_oktopost.archives.download import ExportArchive
+    from tap_oktopost.sdk_seams import BaseBatchFileEncoding, BatchConfig
     from tap_oktopost.sync.runs import RunLoad, SyncPlan
     from tap_oktopost.tap import TapOktopost
 
@@ -166,6 +165,8 @@ class ActiveExportStream(OktopostStream):
         """
         plan = self.oktopost.sync_plan
         export_id = context["Id"] if context else None
+        if export_id:
+            plan.ledger.track(export_id)
         load = plan.loads.get(export_id) if export_id else None
         if load is not None:
             record = copy.deepcopy(load.run.record)
@@ -449,12 +450,12 @@ class ExportFileStream(OktopostStream):
             )
             raise OktopostError(msg)
         stream_map = self.stream_maps[0]
-        schema, mask = self.schema, self.mask
+        mask = self.mask
 
         def reshape(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             for record in records:
-                pop_deselected_record_properties(record, schema, mask)
-                mapped = stream_map.transform(record)
+                selected = {n: v for n, v in record.items() if mask["properties", n]}
+                mapped = stream_map.transform(selected)
                 if mapped is not None:
                     yield mapped
 

@@ -15,10 +15,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
-from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.plugin_base import JSONSchemaValidator
@@ -38,6 +36,7 @@ from tap_oktopost.archives.download import (
     FileChangedError,
     NotCsvExportError,
 )
+from tap_oktopost.sdk_seams import BatchConfig, SeamedTap
 from tap_oktopost.streams import (
     COLUMN_TYPES_KEY,
     ActiveExportStream,
@@ -75,13 +74,15 @@ if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
+BATCH_CONFIG = "batch_config"
+"""The SDK's setting for BATCH messages, which the CSV streams honour."""
 SAMPLE_ROWS = 2000
 """Rows per CSV file read at discovery for the catalog's types; a sync reads all."""
 SAMPLE_BUFFER_BYTES = 16 * 1024
 """Small reads, so that discovery fetches little more of a remote file than it uses."""
 
 
-class TapOktopost(Tap):
+class TapOktopost(SeamedTap):
     """Extracts Oktopost BI exports: their metadata and every CSV file they hold."""
 
     name = "tap-oktopost"
@@ -252,6 +253,22 @@ class TapOktopost(Tap):
         self._warn_of_unknown_settings()
 
     @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
+        """Add the SDK's settings, `batch_config` under the tap's own label.
+
+        The generated plugin definition, meltano.yml and the README's settings
+        table quote the label, which the SDK rewords between releases.
+        """
+        super().append_builtin_config(config_jsonschema)
+        properties = config_jsonschema.get("properties", {})
+        if BATCH_CONFIG in properties:  # a copy: the SDK's own schema is shared
+            properties[BATCH_CONFIG] = {
+                **properties[BATCH_CONFIG],
+                "title": "Batch Configuration",
+                "description": "Configuration for BATCH message capabilities.",
+            }
+
+    @classmethod
     def get_singer_command(cls) -> click.Command:
         """Make `--help` say what `--test` does in this tap (see `cb_test`)."""
         command = super().get_singer_command()
@@ -310,16 +327,16 @@ class TapOktopost(Tap):
             cls.logger.error("%s", failure)
             ctx.exit(1)
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+    def validate_settings(self, *, raise_errors: bool) -> list[str]:
         """Validate the settings with messages that never quote a value.
 
         The SDK's messages quote the value refused (`12345 is not of type
         'string'`), which for api_key is the key itself, and for base_url may be a
         password; these name the setting and the rule instead.
         """
-        schema = self.config_jsonschema
+        schema = copy.deepcopy(self.config_jsonschema)
         self.append_builtin_config(schema)
-        errors = config_errors(self._config, schema)
+        errors = config_errors(dict(self.config), schema)
         if errors and raise_errors:
             raise ConfigValidationError(
                 "Config validation failed", errors=errors, schema=schema
@@ -328,7 +345,7 @@ class TapOktopost(Tap):
             self.logger.warning("Config validation error: %s", error)
         return errors
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+    def on_termination_signal(self, signum: int, frame: FrameType | None) -> None:
         """Write the state as the SDK does, then exit 128 + signal, not 0.
 
         A sync cut short by SIGTERM or SIGINT did not finish: an orchestrator must
@@ -339,7 +356,7 @@ class TapOktopost(Tap):
 
         def terminate() -> None:
             with contextlib.suppress(SystemExit):
-                super(TapOktopost, self)._handle_termination(signum, frame)
+                self.sdk_terminate(signum, frame)
             self.logger.error(
                 "Stopped by %s before the sync finished; the state sent so far is kept",
                 signal.Signals(signum).name,
@@ -439,7 +456,7 @@ class TapOktopost(Tap):
         return self._sync_plan
 
     def _prepare_sync_plan(self) -> SyncPlan:
-        if raw_batch_config := self.config.get("batch_config"):
+        if raw_batch_config := self.config.get(BATCH_CONFIG):
             removed = prepare_root(BatchConfig.from_dict(raw_batch_config), self.logger)
             if removed:
                 self.logger.info("Deleted %d BATCH files of earlier syncs", removed)

@@ -19,6 +19,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "tap_oktopost"
 ORDER = ("api", "tables", "archives", "sync", "streams", "tap")
 """Each part may import only the parts before it (and itself)."""
+SEAMS = "sdk_seams"
+"""The SDK's internals (tap_oktopost.sdk_seams), which any part may import."""
 
 
 def _part(module: str) -> str:
@@ -63,8 +65,16 @@ def test_every_module_of_the_tap_lives_in_a_package_or_is_streams_or_tap() -> No
 )
 def test_a_package_imports_only_the_packages_before_it(path: Path) -> None:
     own = ORDER.index(path.parent.name)
-    later = {module for module in _imported(path) if ORDER.index(_part(module)) > own}
+    later = {
+        module
+        for module in _imported(path)
+        if _part(module) != SEAMS and ORDER.index(_part(module)) > own
+    }
     assert not later, f"{path.parent.name}/{path.name} imports {sorted(later)}"
+
+
+def test_the_sdk_seams_import_no_part_of_the_tap() -> None:
+    assert _imported(PACKAGE / f"{SEAMS}.py") == set()
 
 
 def test_the_import_check_sees_a_later_import(tmp_path: Path) -> None:

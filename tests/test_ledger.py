@@ -72,6 +72,33 @@ def test_what_a_bookmark_says_is_due() -> None:
     assert ExportBookmark(run=RUN_1).is_complete(RUN_1)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_every_export_tracked_has_its_partition_loaded_or_not(seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 - test data
+    ids = [f"0320000000{n:05d}" for n in rng.sample(range(99_999), rng.randint(1, 6))]
+    loaded = set(rng.sample(ids, rng.randint(0, len(ids))))
+    partitions: dict[str, dict[str, Any]] = {}
+    flushes: list[dict[str, Any]] = []
+
+    def partition(export_id: str) -> dict[str, Any]:
+        return partitions.setdefault(export_id, {"context": {"Id": export_id}})
+
+    ledger = RunLedger(
+        partition, lambda: flushes.append(state_of(*partitions.values())), None
+    )
+    for export_id in ids:
+        ledger.track(export_id)
+        if export_id in loaded:
+            ledger.run_received(export_id, RUN_1, ["posts"], "f.zip")
+        ledger.track(export_id)  # again: what was written stays
+
+    bookmarks = read_bookmarks(state_of(*partitions.values()))
+    assert sorted(bookmarks) == sorted(ids)
+    for export_id in ids:
+        assert bookmarks[export_id].run == (RUN_1 if export_id in loaded else None)
+    assert len(flushes) == len(loaded)  # tracking alone sends no STATE
+
+
 def test_the_ledger_writes_a_table_then_the_run_and_flushes_each_time() -> None:
     partitions: dict[str, dict[str, Any]] = {
         "A": {"context": {"Id": "A"}, "replication_key_value": RUN_1}

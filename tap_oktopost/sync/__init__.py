@@ -5,5 +5,6 @@ Owns `runs` (the runs a sync loads, planned before any CSV stream's SCHEMA),
 (the RECORD writer) and `progress` (what the operator sees while it runs).
 
 Imports: `api`, `tables` and `archives` only (order: api <- tables <- archives <-
-sync <- streams <- tap; each imports only those before it).
+sync <- streams <- tap; each imports only those before it), and `sdk_seams`, the
+SDK's internals, which any part may use.
 """

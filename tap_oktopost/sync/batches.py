@@ -28,7 +28,7 @@ from tap_oktopost.api.errors import OktopostError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from singer_sdk.helpers._batch import BatchConfig
+    from tap_oktopost.sdk_seams import BatchConfig
 
 FLUSH_BYTES = 1024 * 1024
 GZIP_LEVEL = 1

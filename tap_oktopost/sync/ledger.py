@@ -219,6 +219,15 @@ class RunLedger:
         """Give an export's bookmark (empty for an export never loaded)."""
         return self.bookmarks.setdefault(export_id, ExportBookmark())
 
+    def track(self, export_id: str) -> None:
+        """Give an export its partition in the state, whether its run loads or not.
+
+        So the state lists every export a sync tried, as an empty partition until a
+        bookmark moves, whatever the SDK does with partitions it wrote nothing to
+        (singer-sdk 0.54 leaves them empty; 0.55 leaves them out).
+        """
+        self.partition(export_id)
+
     def table_received(self, export_id: str, table: str, run_at: str) -> None:
         """Note that every row of a table in the run went out."""
         bookmark = self.bookmark(export_id)
