@@ -15,7 +15,6 @@ import logging
 import random
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -402,12 +401,6 @@ def test_an_export_past_max_disk_bytes_fails_alone_in_a_sync(
 
 
 # -- max_archive_bytes: a download stops at the bound --------------------------------
-
-
-@pytest.fixture
-def hostile() -> Iterator[Hostile]:
-    with Hostile() as server:
-        yield server
 
 
 def hostile_store(hostile: Hostile, max_archive_bytes: int) -> ArchiveStore:

@@ -214,12 +214,6 @@ def assert_no_secret(hostile: Hostile, text: str) -> None:
         assert secret not in text
 
 
-@pytest.fixture
-def hostile() -> Any:
-    with Hostile() as server:
-        yield server
-
-
 class Clock:
     """A monotonic clock that moves only when the code under test sleeps."""
 
