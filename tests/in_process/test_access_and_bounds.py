@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import struct
 import time
 import zipfile
 from pathlib import Path
@@ -23,7 +24,14 @@ import requests
 from tap_oktopost.api.errors import OktopostError, redact
 from tap_oktopost.api.exports import ExportRun
 from tap_oktopost.api.transport import storage_session
-from tap_oktopost.archives.archive import UnloadableExportError
+from tap_oktopost.archives.archive import (
+    ARCHIVE_RATIO_CHECK_BYTES,
+    MAX_ARCHIVE_RATIO,
+    MAX_COMPRESSION_RATIO,
+    RATIO_CHECK_BYTES,
+    ExportArchive,
+    UnloadableExportError,
+)
 from tap_oktopost.archives.download import (
     ArchiveReadError,
     ArchiveStore,
@@ -501,6 +509,103 @@ def test_a_range_answer_longer_than_asked_is_cut_off(hostile: Hostile) -> None:
     )
     assert "an answer longer than asked" in str(raised.value)
     assert hostile.bytes_sent < sent // 4
+
+
+# -- what an archive claims: max_uncompressed_bytes and the zip-bomb ratios ----------
+
+
+def claiming(sizes: list[int], rng: random.Random) -> tuple[bytes, list[int]]:
+    """A ZIP of stored CSV members of random bytes whose central directory claims
+    `sizes` uncompressed; gives it and each member's compressed size."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as packed:
+        for number in range(len(sizes)):
+            packed.writestr(
+                f"Part-{number}.csv", rng.randbytes(rng.randint(12, 20) * KiB)
+            )
+    data = bytearray(buffer.getvalue())
+    compressed = []
+    entry = data.find(b"PK\x01\x02")
+    for size in sizes:
+        compressed.append(struct.unpack_from("<I", data, entry + 20)[0])
+        struct.pack_into("<I", data, entry + 24, size)
+        entry = data.find(b"PK\x01\x02", entry + 4)
+    return bytes(data), compressed
+
+
+def claimed_archive(tmp_path: Path, data: bytes) -> ExportArchive:
+    path = tmp_path / "run.zip"
+    path.write_bytes(data)
+    detail = {"Id": EXPORTS[0], "Type": "Posts", "LastRunDate": "2026-11-27"}
+    return ExportArchive(ExportRun.from_detail(EXPORTS[0], detail), path)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_archive_claiming_more_than_max_uncompressed_bytes_is_refused(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = seeded(seed)
+    sizes = [rng.randint(1, 4 * KiB * KiB) for _ in range(rng.randint(1, 6))]
+    data, _ = claiming(sizes, rng)
+    archive = claimed_archive(tmp_path, data)
+
+    archive.check_limits(sum(sizes))
+    with pytest.raises(UnloadableExportError) as raised:
+        archive.check_limits(sum(sizes) - 1)
+    assert str(raised.value) == (
+        f"Export {EXPORTS[0]} (Posts): its CSV files hold {sum(sizes)} bytes "
+        f"uncompressed, over the max_uncompressed_bytes setting ({sum(sizes) - 1})"
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_member_claiming_over_the_compression_ratio_is_refused(
+    tmp_path: Path, seed: int
+) -> None:
+    """A member past RATIO_CHECK_BYTES inflating more than MAX_COMPRESSION_RATIO
+    times is a likely bomb; exactly the ratio passes."""
+    rng = seeded(seed)
+    _, (compressed,) = claiming([1], seeded(seed))
+    at_ratio = compressed * MAX_COMPRESSION_RATIO
+    assert at_ratio > RATIO_CHECK_BYTES
+    fits, _ = claiming([at_ratio], seeded(seed))
+    claimed_archive(tmp_path, fits).check_limits(1 << 40)
+
+    bomb, _ = claiming([at_ratio + rng.randint(1, compressed)], seeded(seed))
+    with pytest.raises(UnloadableExportError) as raised:
+        claimed_archive(tmp_path, bomb).check_limits(1 << 40)
+    assert str(raised.value).startswith(f"Export {EXPORTS[0]} (Posts): Part-0.csv ")
+    assert "refusing a likely zip bomb" in str(raised.value)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_many_members_claiming_over_the_archive_ratio_are_refused(
+    tmp_path: Path, seed: int
+) -> None:
+    """Members each under RATIO_CHECK_BYTES, together past ARCHIVE_RATIO_CHECK_BYTES
+    and more than MAX_ARCHIVE_RATIO times their compressed bytes: refused; exactly
+    the ratio passes."""
+    count = seeded(seed).randint(8, 12)
+    _, compressed = claiming([1] * count, seeded(seed))
+    allowed = sum(compressed) * MAX_ARCHIVE_RATIO
+    assert allowed > ARCHIVE_RATIO_CHECK_BYTES
+
+    def spread(total: int) -> list[int]:
+        sizes = [total // count] * count
+        sizes[0] += total - sum(sizes)
+        assert max(sizes) <= RATIO_CHECK_BYTES
+        return sizes
+
+    fits, _ = claiming(spread(allowed), seeded(seed))
+    claimed_archive(tmp_path, fits).check_limits(1 << 40)
+    bomb, _ = claiming(spread(allowed + 1), seeded(seed))
+    with pytest.raises(UnloadableExportError) as raised:
+        claimed_archive(tmp_path, bomb).check_limits(1 << 40)
+    assert str(raised.value) == (
+        f"Export {EXPORTS[0]} (Posts): its {count} CSV files claim {allowed + 1} "
+        f"bytes from {sum(compressed)} compressed, over {MAX_ARCHIVE_RATIO} times "
+        "in all: refusing a likely zip bomb of many members"
+    )
 
 
 # -- no signature, password or key in a log line -------------------------------------
