@@ -58,10 +58,12 @@ from tests.stand_ins.hostile_server import (
     hostile_pair,
     json_answer,
     redirect,
+    trickle,
 )
 from tests.stand_ins.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip
 
 KiB = 1024
+REAL_SLEEP = time.sleep
 HEAD, BLOCK = RemoteFile.HEAD_BYTES, RemoteFile.BLOCK_BYTES
 EXPORTS = [f"0320000000004{n:02}" for n in range(6)]
 
@@ -469,6 +471,38 @@ def test_a_download_stops_at_max_archive_bytes_whatever_its_headers_say(
     fits = hostile_store(hostile, max_archive_bytes=bound)
     assert fits.archive(run).tables == {"posts": ["Posts.csv"]}
     assert folder_bytes(fits) == bound
+
+
+@pytest.mark.parametrize("timeout", [0.3, 0.6])
+def test_a_download_trickling_in_is_cut_off_as_stalled(
+    hostile: Hostile, monkeypatch: pytest.MonkeyPatch, timeout: float
+) -> None:
+    """Under CHUNK_BYTES in request_timeout seconds: the download fails as stalled,
+    naming the export, the setting and the link without its query, and leaves no
+    file behind."""
+    monkeypatch.setattr(time, "sleep", REAL_SLEEP)  # the server trickles in real time
+    archive = posts_archive(seeded(5), 10 * KiB)
+    hostile.route(f"/files/{EXPORTS[0]}.zip", trickle(archive, every=0.05))
+    run = hostile_run(hostile, EXPORTS[0])
+    store = ArchiveStore(
+        lambda export_id: hostile_run(hostile, export_id),
+        timeout=timeout,
+        max_retries=0,
+        rate_limit_wait=0,
+        max_uncompressed_bytes=1 << 34,
+        logger=logging.getLogger("tests.download_rules"),
+    )
+
+    started = time.monotonic()
+    with pytest.raises(OktopostError) as raised:
+        store.archive(run)
+
+    assert time.monotonic() - started < timeout + 2
+    assert str(raised.value).startswith(
+        f"Export {EXPORTS[0]}: downloading {redact(str(run.link))}: stalled, under "
+        f"{1024 * 1024} bytes in {timeout:g} s (request_timeout)"
+    )
+    assert folder_bytes(store) == 0
 
 
 def test_a_range_answer_longer_than_asked_is_cut_off(hostile: Hostile) -> None:
