@@ -545,7 +545,7 @@ def test_the_wheel_declares_licence_urls_and_pythons(built: Path) -> None:
 
 RUN_DATES = """
 import sys
-from tap_oktopost.exports import parse_run_date
+from tap_oktopost.api.exports import parse_run_date
 assert "singer_sdk" not in sys.modules
 for value in sys.argv[1:]:
     print(parse_run_date(value, "1"))
