@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # fakesnow, the Snowflake emulator, needs Python 3.11: below it, its test is left out.
-NO_SNOWFLAKE := $(shell $(PYTHON) -c 'import sys; print("" if sys.version_info >= (3, 11) else "--exclude tests/test_snowflake.py --exclude tests/snowflake/")')
+NO_SNOWFLAKE := $(shell $(PYTHON) -c 'import sys; print("" if sys.version_info >= (3, 11) else "--exclude tests/end_to_end/test_snowflake.py --exclude tests/stand_ins/snowflake/")')
 
 lint: venv
 	$(BIN)/ruff format --check .
@@ -57,11 +57,11 @@ clean:
 NEXT_VENV ?= .venv-sdk-next
 NEXT_BIN := $(NEXT_VENV)/bin
 NEXT_STAMP := $(NEXT_VENV)/.installed
-NEXT_SLOW := tests/test_sync.py \
-	tests/test_hostile.py::test_an_interrupted_sync_exits_non_zero \
-	tests/test_operator.py::test_after_sigterm_the_record_count_is_what_was_sent \
-	tests/test_faults.py::test_killed_syncs_resume_from_their_last_state_losing_nothing \
-	tests/test_faults.py::test_a_sync_sending_batch_files_stopped_mid_way_resumes_losing_nothing
+NEXT_SLOW := tests/end_to_end/test_sync.py \
+	tests/in_process/test_hostile.py::test_an_interrupted_sync_exits_non_zero \
+	tests/in_process/test_operator.py::test_after_sigterm_the_record_count_is_what_was_sent \
+	tests/end_to_end/test_faults.py::test_killed_syncs_resume_from_their_last_state_losing_nothing \
+	tests/end_to_end/test_faults.py::test_a_sync_sending_batch_files_stopped_mid_way_resumes_losing_nothing
 
 $(NEXT_STAMP): pyproject.toml sdk-next.txt
 	rm -rf $(NEXT_VENV)

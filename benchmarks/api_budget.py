@@ -28,11 +28,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # for tests.oktopost_stand_in
+    sys.path.insert(0, str(ROOT))  # for tests.stand_ins.oktopost_stand_in
 
 from bench import select_all, short_commit  # noqa: E402
 
-from tests.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip  # noqa: E402
+from tests.stand_ins.oktopost_stand_in import OktopostStandIn, StandInExport, make_zip  # noqa: E402
 
 SECTION = "## API budget"
 """The heading of the section this script owns in the results file."""

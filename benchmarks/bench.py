@@ -42,9 +42,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks"
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # for tests.oktopost_stand_in
+    sys.path.insert(0, str(ROOT))  # for tests.stand_ins.oktopost_stand_in
 
-from tests.oktopost_stand_in import OktopostStandIn, StandInExport  # noqa: E402
+from tests.stand_ins.oktopost_stand_in import OktopostStandIn, StandInExport  # noqa: E402
 
 EXPORT_ID = "032000000000201"
 MEMBER = "2026-11-27-Posts.csv"

@@ -48,7 +48,7 @@ from bench import (
     write_archive,
 )
 
-from tests.oktopost_stand_in import OktopostStandIn
+from tests.stand_ins.oktopost_stand_in import OktopostStandIn
 
 MELTANO = Path(sys.executable).parent / "meltano"
 POSTGRES_PORT = os.environ.get("TEST_PG_PORT", "55432")

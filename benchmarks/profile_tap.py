@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench import posts_export, select_all, write_archive
 
-from tests.oktopost_stand_in import OktopostStandIn
+from tests.stand_ins.oktopost_stand_in import OktopostStandIn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

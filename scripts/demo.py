@@ -80,7 +80,7 @@ def start_stand_in(port_file: Path) -> tuple[subprocess.Popen[bytes], dict[str, 
         [
             sys.executable,
             "-m",
-            "tests.oktopost_stand_in",
+            "tests.stand_ins.oktopost_stand_in",
             "--port-file",
             str(port_file),
         ],

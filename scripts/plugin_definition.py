@@ -2,7 +2,7 @@
 
 The tap's own settings schema is the one source of truth for the settings, and the
 package's `Repository` URL (pyproject.toml) for where it is installed from;
-`tests/test_meltano.py` checks that this file and `meltano.yml` still match them.
+`tests/unit/test_meltano.py` checks that this file and `meltano.yml` still match them.
 Until the project is published, pyproject.toml names no repository: the definition
 then names no variant, repo or docs (nothing for `meltano add` to show as a real
 link), and its `pip_url` holds the `<OWNER>` placeholder that the README's install

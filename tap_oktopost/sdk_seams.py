@@ -1,7 +1,7 @@
 """Every use of singer-sdk internals, in one place: what it has no public way to do.
 
 Each name here is private to the SDK and may change in any release without notice;
-tests/test_sdk_seams.py pins each one with a contract test naming what the tap
+tests/unit/test_sdk_seams.py pins each one with a contract test naming what the tap
 relies on, so that a new SDK which changes one fails there, by name, rather than
 somewhere in a sync. The rest of the package uses the SDK's public API only.
 """

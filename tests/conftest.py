@@ -25,7 +25,7 @@ from tap_oktopost.api import retry
 from tap_oktopost.sync.ledger import read_bookmarks
 from tap_oktopost.tables.csv_data import DEFAULT_MAX_FIELD_CHARACTERS, limit_field_size
 from tap_oktopost.tap import TapOktopost
-from tests.oktopost_stand_in import (
+from tests.stand_ins.oktopost_stand_in import (
     OktopostStandIn,
     StandInExport,
     demo_exports,
@@ -48,7 +48,7 @@ MELTANO = Path(sys.executable).parent / "meltano"
 POSTGRES_PORT = os.environ.get("TEST_PG_PORT", "55432")
 """The port of this clone's test PostgreSQL (`scripts/postgres.sh run` sets it)."""
 # fakesnow, the Snowflake emulator, needs Python 3.11.
-collect_ignore = ["test_snowflake.py"] if sys.version_info < (3, 11) else []
+collect_ignore = ["end_to_end/test_snowflake.py"] if sys.version_info < (3, 11) else []
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ more than reading and parsing them (selection masks, type conformance, stream ma
 a message object, a flush per line), so rows that need none of that are encoded here
 in one `msgspec` call each and written to stdout a batch at a time. The lines are the
 ones the SDK's own writer would produce but for `time_extracted`: one time per file
-read, not one per record (tests/test_records.py compares the two).
+read, not one per record (tests/in_process/test_records.py compares the two).
 """
 
 from __future__ import annotations
