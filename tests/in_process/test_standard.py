@@ -24,8 +24,8 @@ import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 from singer_sdk.testing.templates import AttributeTestTemplate
 
-from tap_oktopost.tap import TapOktopost
 from tap_oktopost.tables.names import UNFIT_VALUES
+from tap_oktopost.tap import TapOktopost
 from tests.stand_ins.oktopost_stand_in import (
     DATASETS,
     HEADER_ONLY_TABLE,
