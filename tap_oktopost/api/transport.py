@@ -122,8 +122,8 @@ class RequestDeadline:
 
     def __init__(self, seconds: float) -> None:
         # A little past `seconds`: a silent server's socket timeout, which says
-        # more, fires first.
-        self.seconds = seconds + min(1.0, max(0.05, seconds / 20))
+        # more, fires first, even when a loaded machine is slow to connect.
+        self.seconds = seconds + min(1.0, max(0.25, seconds / 20))
         self.deadline = time.monotonic() + self.seconds
         self.expired = False
         self._connections: list[HTTPConnection] = []
