@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import socket
 import struct
 import time
 import zipfile
@@ -739,3 +740,38 @@ def test_chained_faults_in_process_log_no_secret(netrc: str) -> None:
     for seen in hostile.seen:
         if seen.path.startswith("/files/"):
             assert "Authorization" not in seen.headers
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_storage_refusing_the_connection_is_logged_without_the_link(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    """A refused connection's error text quotes the whole link: the export's
+    error names the fault and the export, never the signature or a password."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    signature = "".join(rng.choices("0123456789abcdef", k=40))
+    password = f"pw{rng.randrange(10**6)}"
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed = probe.getsockname()[1]
+    probe.close()
+    link = (
+        f"http://user:{password}@127.0.0.1:{closed}/bucket/{EXPORTS[0]}.zip"
+        f"?X-Amz-Expires=300&X-Amz-Signature={signature}"
+    )
+    stand_in.add_export(
+        StandInExport(
+            id=EXPORTS[0],
+            last_run_date="2026-11-27 10:00:00",
+            archive=posts_archive(seeded(seed), 4 * KiB),
+            detail_fields={"LastRunFile": link},
+        )
+    )
+
+    run = sync_in_process(config_for(stand_in, export_ids=EXPORTS[:1], max_retries=0))
+
+    assert run.returncode == 1
+    assert f"Export {EXPORTS[0]}: downloading http://127.0.0.1:{closed}/" in run.stderr
+    assert "ConnectionError" in run.stderr
+    for secret in (signature, password, "X-Amz-Signature"):
+        assert secret not in run.stdout + run.stderr
