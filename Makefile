@@ -31,7 +31,7 @@ test: lint
 
 # Unit and in-process tests only: seconds, for the edit-test loop.
 test-fast: venv
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto --maxprocesses 4 --dist worksteal
 
 # This clone's server, for running pytest by hand: start prints its port, to give
 # pytest as TEST_PG_PORT (installs Debian's package as root if missing).
