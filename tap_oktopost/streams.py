@@ -32,6 +32,7 @@ from tap_oktopost.tables.csv_data import (
     CsvSource,
     MemberScan,
     RecordBuilder,
+    rescan,
     scan_member,
 )
 from tap_oktopost.tables.names import (
@@ -273,11 +274,16 @@ class ExportFileStream(OktopostStream):
             for member in load.members(self.name):
                 assert archive is not None  # noqa: S101
                 try:
-                    scan = scan_member(
-                        functools.partial(archive.open_member, member),
-                        start_types=declared,
-                        pinned=fixed,
-                        earlier=earlier,
+                    made = archive.scans.get(member)  # discovery's, of these bytes
+                    scan = (
+                        rescan(made, declared, fixed, earlier)
+                        if made is not None
+                        else scan_member(
+                            functools.partial(archive.open_member, member),
+                            start_types=declared,
+                            pinned=fixed,
+                            earlier=earlier,
+                        )
                     )
                 except (*READ_ERRORS, OktopostError) as error:
                     failure = member_error(archive, member, error, TYPE_SCAN)
