@@ -271,7 +271,16 @@ class ExportFileStream(OktopostStream):
         for load in list(plan.loads.values()):
             archive = load.archive
             scans: dict[str, MemberScan] = {}
-            for member in load.members(self.name):
+            members = load.members(self.name)
+            if reused := [m for m in members if archive and m in archive.scans]:
+                self.logger.info(
+                    "Stream %s: export %s's %d file(s) typed from discovery's scan "
+                    "of the same bytes, not read again for it",
+                    self.name,
+                    load.run.export_id,
+                    len(reused),
+                )
+            for member in members:
                 assert archive is not None  # noqa: S101
                 try:
                     made = archive.scans.get(member)  # discovery's, of these bytes

@@ -1,0 +1,206 @@
+"""A sync after discovery types each file from discovery's scan: no third reading.
+
+In one process the scans are handed over in memory; across processes (Meltano's
+discovery, then sync) they are kept in the archive's cache entry. Either way the
+sync sends byte for byte what a sync scanning every file itself sends.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tap_oktopost import streams
+from tap_oktopost.archives.download import ArchiveStore
+from tap_oktopost.tables.column_types import TYPE_NAMES
+from tap_oktopost.tables.names import SYNC_TIMESTAMP, column_names
+from tap_oktopost.tap import TapOktopost
+from tests.conftest import config_for, export_with, sync_in_process
+from tests.in_process.test_catalog import cache_folder
+from tests.unit.test_scan_reuse import HEADER_CELLS, generated_csv
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from tests.conftest import TapRun
+    from tests.stand_ins.oktopost_stand_in import OktopostStandIn
+
+MEMBERS = ("posts.csv", "2026-11-27-posts.csv", "clicks.csv")
+"""Two files of table posts, one of clicks, per export."""
+REUSE_LOG = "typed from discovery's scan of the same bytes"
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the sync's own scans of files (discovery's are not counted)."""
+    made: list[str] = []
+    real = streams.scan_member
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append("scan")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(streams, "scan_member", counted)
+    return made
+
+
+def add_generated_exports(stand_in: OktopostStandIn, seed: int) -> int:
+    """Add two exports of generated files; give how many CSV files they hold."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    for number in (1, 2):
+        members = {name: generated_csv(rng) for name in MEMBERS}
+        stand_in.add_export(export_with(f"0320000000{seed:03d}{number:02d}", members))
+    return 2 * len(MEMBERS)
+
+
+def sync_settings(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Give settings (typing policy, pins) and a state remembering names and types."""
+    rng = random.Random(seed + 1000)  # noqa: S311 - reproducible test data
+    names = column_names(list(dict.fromkeys(HEADER_CELLS)))
+    pins = {name: rng.choice(TYPE_NAMES) for name in rng.sample(names, 2)}
+    remembered = {name: rng.choice(TYPE_NAMES) for name in rng.sample(names, 3)}
+    settings = {
+        "column_typing": rng.choice(["keep", "widen", "text"]),
+        "column_types": {"posts": pins},
+    }
+    state = {"bookmarks": {"posts": {"column_types": remembered}}}
+    return settings, state
+
+
+def output(run: TapRun) -> list[str]:
+    """The RECORD and SCHEMA lines, the extraction time blanked (it is the clock's)."""
+    lines = []
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            message.pop("time_extracted", None)
+            if SYNC_TIMESTAMP in message["record"]:
+                message["record"][SYNC_TIMESTAMP] = "(time)"
+        if message["type"] in {"RECORD", "SCHEMA"}:
+            lines.append(json.dumps(message, sort_keys=True))
+    return lines
+
+
+def without_reuse(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Make discovery hand no scan over; give the undoing."""
+    monkeypatch.setattr(ArchiveStore, "keep_scans", lambda *_: None)
+    return monkeypatch.undo
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_process_reuses_discoverys_scans_and_sends_the_same_bytes(
+    stand_in: OktopostStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scans: list[str],
+    seed: int,
+) -> None:
+    files = add_generated_exports(stand_in, seed)
+    settings, state = sync_settings(seed)
+    reused = sync_in_process(
+        config_for(stand_in, archive_cache_dir=str(tmp_path / "a"), **settings),
+        state=state,
+    )
+    assert reused.returncode == 0, reused.stderr
+    assert scans == []
+    assert REUSE_LOG in reused.stderr
+
+    undo = without_reuse(monkeypatch)
+    own = sync_in_process(
+        config_for(stand_in, archive_cache_dir=str(tmp_path / "b"), **settings),
+        state=state,
+    )
+    undo()
+
+    assert own.returncode == 0, own.stderr
+    assert len(scans) == files
+    assert REUSE_LOG not in own.stderr
+    assert output(reused) == output(own)
+    assert reused.record_counts()["posts"] > 0 or own.record_counts()["posts"] == 0
+
+
+def discover(config: dict[str, Any]) -> dict[str, Any]:
+    catalog: dict[str, Any] = TapOktopost(config=config).catalog_dict
+    return catalog
+
+
+@pytest.mark.parametrize("seed", range(6, 12))
+def test_a_sync_after_discovery_in_another_process_reuses_the_cached_scans(
+    stand_in: OktopostStandIn,
+    tmp_path: Path,
+    scans: list[str],
+    seed: int,
+) -> None:
+    files = add_generated_exports(stand_in, seed)
+    settings, state = sync_settings(seed)
+    shared = config_for(stand_in, archive_cache_dir=str(tmp_path / "c"), **settings)
+    catalog = discover(shared)
+    records = list((tmp_path / "c").glob("*.json"))
+    assert records
+    assert all("scans" in json.loads(path.read_text()) for path in records)
+
+    reused = sync_in_process(shared, state=state, catalog=catalog)
+    assert reused.returncode == 0, reused.stderr
+    assert scans == []
+    assert REUSE_LOG in reused.stderr
+
+    fresh = config_for(stand_in, archive_cache_dir=str(tmp_path / "d"), **settings)
+    own = sync_in_process(fresh, state=state, catalog=catalog)
+    assert own.returncode == 0, own.stderr
+    assert len(scans) == files
+    assert output(reused) == output(own)
+
+
+def test_a_sampled_discovery_hands_no_scan_over(
+    stand_in: OktopostStandIn, tmp_path: Path, scans: list[str]
+) -> None:
+    files = add_generated_exports(stand_in, 3)
+    config = config_for(stand_in, whole_file_discovery_bytes=1)  # Range reads
+    catalog = discover(config)
+    run = sync_in_process(config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert len(scans) == files
+    assert REUSE_LOG not in run.stderr
+    for path in cache_folder(tmp_path).glob("*.json"):
+        assert "scans" not in json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("damage", ["bytes", "record"])
+def test_a_damaged_cache_entry_or_stored_scan_is_scanned_again(
+    stand_in: OktopostStandIn, tmp_path: Path, scans: list[str], damage: str
+) -> None:
+    files = add_generated_exports(stand_in, 4)
+    config = config_for(stand_in)
+    catalog = discover(config)
+    for path in cache_folder(tmp_path).glob("*.json"):
+        record = json.loads(path.read_text())
+        if damage == "bytes":
+            path.with_suffix(".zip").write_bytes(b"PK damaged")
+        else:  # scans of other rules, as an older or newer tap's
+            for scan in record["scans"]["members"].values():
+                scan["rules"] += 1
+            path.write_text(json.dumps(record))
+    run = sync_in_process(config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert len(scans) == files
+    assert REUSE_LOG not in run.stderr
+
+
+def test_a_stored_scan_is_dropped_with_its_entry_when_a_newer_run_comes(
+    stand_in: OktopostStandIn, tmp_path: Path, scans: list[str]
+) -> None:
+    add_generated_exports(stand_in, 5)
+    config = config_for(stand_in)
+    catalog = discover(config)
+    rng = random.Random(55)  # noqa: S311 - reproducible test data
+    newer = {name: generated_csv(rng) for name in MEMBERS}
+    stand_in.add_export(
+        export_with("032000000000501", newer, run_date="2026-11-28 10:00:00")
+    )
+    run = sync_in_process(config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert len(scans) == len(MEMBERS)  # the newer run's, scanned; the other reused
+    assert REUSE_LOG in run.stderr
