@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_oktopost import streams
 from tap_oktopost.archives.download import ArchiveStore
 from tap_oktopost.tables.column_types import TYPE_NAMES
+from tap_oktopost.tables.csv_data import scan_member
 from tap_oktopost.tables.names import SYNC_TIMESTAMP, column_names
 from tap_oktopost.tap import TapOktopost
 from tests.conftest import config_for, export_with, sync_in_process
@@ -38,13 +38,12 @@ REUSE_LOG = "typed from discovery's scan of the same bytes"
 def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Count the sync's own scans of files (discovery's are not counted)."""
     made: list[str] = []
-    real = streams.scan_member
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         made.append("scan")
-        return real(*args, **kwargs)
+        return scan_member(*args, **kwargs)
 
-    monkeypatch.setattr(streams, "scan_member", counted)
+    monkeypatch.setattr("tap_oktopost.streams.scan_member", counted)
     return made
 
 

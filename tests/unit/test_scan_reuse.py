@@ -87,12 +87,8 @@ def sync_arguments(
     rng: random.Random, header_names: list[str]
 ) -> tuple[dict[str, ColumnType], dict[str, ColumnType], EarlierNames]:
     """Give a sync's catalog types, fixed columns and earlier names, at random."""
-    declared = {
-        name: rng.choice(TYPES) for name in header_names if rng.random() < 0.7
-    }
-    fixed = {
-        name: rng.choice(TYPES[1:]) for name in header_names if rng.random() < 0.2
-    }
+    declared = {name: rng.choice(TYPES) for name in header_names if rng.random() < 0.7}
+    fixed = {name: rng.choice(TYPES[1:]) for name in header_names if rng.random() < 0.2}
     texts = {f"kept_{n}": rng.choice(HEADER_CELLS) for n in range(rng.randint(0, 2))}
     in_state = frozenset(rng.sample(header_names, k=min(2, len(header_names))))
     return declared, fixed, EarlierNames(texts, in_state | {"post_id_2"})
@@ -126,7 +122,7 @@ def test_a_rescan_of_discoverys_scan_is_the_syncs_own_scan(seed: int) -> None:
 
 
 def stored_scan() -> dict[str, object]:
-    data = "id,amount\r\n1,12345678901234567\r\n".encode()
+    data = b"id,amount\r\n1,12345678901234567\r\n"
     return scan_to_json(scan_member(opener(data)))
 
 
