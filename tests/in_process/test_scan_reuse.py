@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,7 +19,7 @@ from tap_oktopost.tables.column_types import TYPE_NAMES
 from tap_oktopost.tables.csv_data import scan_member
 from tap_oktopost.tables.names import SYNC_TIMESTAMP, column_names
 from tap_oktopost.tap import TapOktopost
-from tests.conftest import config_for, export_with, sync_in_process
+from tests.conftest import config_for, export_with, run_tap, sync_in_process
 from tests.in_process.test_catalog import cache_folder
 from tests.unit.test_scan_reuse import HEADER_CELLS, generated_csv
 
@@ -203,3 +204,23 @@ def test_a_stored_scan_is_dropped_with_its_entry_when_a_newer_run_comes(
     assert run.returncode == 0, run.stderr
     assert len(scans) == len(MEMBERS)  # the newer run's, scanned; the other reused
     assert REUSE_LOG in run.stderr
+
+
+@pytest.mark.slow
+def test_meltanos_two_processes_type_each_file_from_discoverys_scan(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> None:
+    files = add_generated_exports(stand_in, 13)
+    settings, state = sync_settings(13)
+    config = config_for(stand_in, archive_cache_dir=str(tmp_path / "c"), **settings)
+    catalog = run_tap(config, tmp_path, discover=True).messages[0]
+    reused = run_tap(config, tmp_path, catalog=catalog, state=state)
+    fresh = config_for(stand_in, archive_cache_dir=str(tmp_path / "d"), **settings)
+    own = run_tap(fresh, tmp_path, catalog=catalog, state=state)
+
+    counts = [
+        int(n) for n in re.findall(rf"'s (\d+) file\(s\) {REUSE_LOG}", reused.stderr)
+    ]
+    assert sum(counts) == files
+    assert REUSE_LOG not in own.stderr
+    assert output(reused) == output(own)
