@@ -5,7 +5,9 @@ from there.
 
 A sync reads each member twice from local disk: `scan_member` decides the text
 encoding and the narrowest types holding every value, then `CsvSource` with that
-decoding and a `RecordBuilder` with the settled types make the records.
+decoding and a `RecordBuilder` with the settled types make the records. After a
+discovery that scanned the same bytes whole, `rescan` gives the sync's scan from
+discovery's, and the member is read once.
 """
 
 from __future__ import annotations
