@@ -19,7 +19,13 @@ from tap_oktopost.tables.column_types import TYPE_NAMES
 from tap_oktopost.tables.csv_data import scan_member
 from tap_oktopost.tables.names import SYNC_TIMESTAMP, column_names
 from tap_oktopost.tap import TapOktopost
-from tests.conftest import config_for, export_with, run_tap, sync_in_process
+from tests.conftest import (
+    config_for,
+    csv_text,
+    export_with,
+    run_tap,
+    sync_in_process,
+)
 from tests.in_process.test_catalog import cache_folder
 from tests.unit.test_scan_reuse import HEADER_CELLS, generated_csv
 
@@ -224,3 +230,35 @@ def test_meltanos_two_processes_type_each_file_from_discoverys_scan(
     assert sum(counts) == files
     assert REUSE_LOG not in own.stderr
     assert output(reused) == output(own)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_number_column_whose_other_file_holds_long_integers_is_sent_as_own_scan(
+    stand_in: OktopostStandIn,
+    tmp_path: Path,
+    scans: list[str],
+    seed: int,
+) -> None:
+    """The one place a scan from the catalog's type is not the widened scan."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    decimals = [["id", "amount"]] + [
+        [str(n), f"{rng.randint(0, 999)}.{rng.randint(0, 99)}"] for n in range(50)
+    ]
+    longs = [["id", "amount"]] + [
+        [str(n), str(rng.randint(10**15, 10**18))] for n in range(50)
+    ]
+    stand_in.add_export(
+        export_with("032000000000701", {"posts.csv": csv_text(decimals)})
+    )
+    stand_in.add_export(export_with("032000000000702", {"posts.csv": csv_text(longs)}))
+    shared = config_for(stand_in, archive_cache_dir=str(tmp_path / "c"))
+    catalog = discover(shared)
+    reused = sync_in_process(shared, catalog=catalog)
+    assert scans == []
+    own = sync_in_process(
+        config_for(stand_in, archive_cache_dir=str(tmp_path / "d")), catalog=catalog
+    )
+    assert len(scans) == 2
+    assert output(reused) == output(own)
+    amounts = {r["amount"] for r in reused.records("posts")}
+    assert {str(row[1]) for row in longs[1:]} <= amounts  # text, as written
