@@ -8,12 +8,14 @@ sync sends byte for byte what a sync scanning every file itself sends.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tap_oktopost.archives.cache import ArchiveCache, RunKey
 from tap_oktopost.archives.download import ArchiveStore
 from tap_oktopost.tables.column_types import TYPE_NAMES
 from tap_oktopost.tables.csv_data import scan_member
@@ -262,3 +264,30 @@ def test_a_number_column_whose_other_file_holds_long_integers_is_sent_as_own_sca
     assert output(reused) == output(own)
     amounts = {r["amount"] for r in reused.records("posts")}
     assert {str(row[1]) for row in longs[1:]} <= amounts  # text, as written
+
+
+def test_scans_are_kept_only_with_the_bytes_they_were_made_of(tmp_path: Path) -> None:
+    """Another process may replace an entry between its copy and discovery's scan."""
+    cache = ArchiveCache(tmp_path / "cache", 1024**2, logging.getLogger("cache"))
+    key = RunKey("032000000000801", "2026-11-27T10:00:00+00:00", "posts.zip")
+    first, second = tmp_path / "first.zip", tmp_path / "second.zip"
+    first.write_bytes(b"PK first run file")
+    second.write_bytes(b"PK the same run, replaced")
+    digest = cache.store(key, first, '"v1"')
+    assert digest is not None
+    assert cache.store(key, second, '"v2"') is not None
+
+    cache.add_scans(key, digest, {"members": {}})  # made of the first bytes
+    fetched = cache.fetch(key, tmp_path / "copy.zip")
+    assert fetched is not None
+    assert fetched.etag == '"v2"'
+    assert fetched.scans is None
+
+    cache.add_scans(key, fetched.sha256, {"members": {}})
+    again = cache.fetch(key, tmp_path / "copy.zip")
+    assert again is not None
+    assert again.scans == {"members": {}}
+    cache.store(key, first, '"v3"')  # new bytes: the record starts anew
+    newest = cache.fetch(key, tmp_path / "copy.zip")
+    assert newest is not None
+    assert newest.scans is None
