@@ -342,33 +342,31 @@ class Extraction:
     ) -> None:
         """Add the columns and types of an archive's CSV files, read whole or not.
 
-        The whole files' scans go to the sync (`ArchiveStore.keep_scans`), which
-        then reads each file once, for its records.
+        When every file was read, the whole files' scans go to the sync
+        (`ArchiveStore.keep_scans`), which then reads each once, for its records.
         """
         scans: dict[str, MemberScan] = {}
-        try:
-            for name, members in archive.tables.items():
-                for member in members:
-                    try:
-                        scan = add_member_shape(
-                            functools.partial(archive.open_member, member),
-                            whole=whole,
-                            table=name,
-                            shapes=shapes,
-                            earlier=earlier.get(name),
-                        )
-                    except FileChangedError:
-                        raise
-                    except (*READ_ERRORS, OktopostError) as error:
-                        failure = member_error(archive, member, error, "at discovery")
-                    else:
-                        if scan is not None:
-                            scans[member] = scan
-                        continue
-                    raise failure  # out of the handler: no chained error to print
-        finally:
-            if scans:
-                self.archives.keep_scans(archive, scans)
+        for name, members in archive.tables.items():
+            for member in members:
+                try:
+                    scan = add_member_shape(
+                        functools.partial(archive.open_member, member),
+                        whole=whole,
+                        table=name,
+                        shapes=shapes,
+                        earlier=earlier.get(name),
+                    )
+                except FileChangedError:
+                    raise
+                except (*READ_ERRORS, OktopostError) as error:
+                    failure = member_error(archive, member, error, "at discovery")
+                else:
+                    if scan is not None:
+                        scans[member] = scan
+                    continue
+                raise failure  # out of the handler: no chained error to print
+        if scans:  # every file read: a sync reading none would fail where it did
+            self.archives.keep_scans(archive, scans)
 
 
 def listing_cut_short(listing: ExportListing) -> str:

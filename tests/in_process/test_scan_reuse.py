@@ -291,3 +291,19 @@ def test_scans_are_kept_only_with_the_bytes_they_were_made_of(tmp_path: Path) ->
     newest = cache.fetch(key, tmp_path / "copy.zip")
     assert newest is not None
     assert newest.scans is None
+
+
+@pytest.mark.parametrize("bad", ["a;b,c\r\nx;y,z\r\n", "a\tb|c\r\n1\t2|3\r\n"])
+def test_an_export_whose_file_failed_discovery_has_its_files_scanned_again(
+    stand_in: OktopostStandIn, scans: list[str], bad: str
+) -> None:
+    rng = random.Random(7)  # noqa: S311 - reproducible test data
+    good = {"posts.csv": generated_csv(rng)}
+    stand_in.add_export(export_with("032000000000901", {**good, "bad.csv": bad}))
+    stand_in.add_export(export_with("032000000000902", good))
+    run = sync_in_process(config_for(stand_in))
+
+    assert "cannot tell the CSV separator" in run.stderr
+    assert f"export 032000000000902's 1 file(s) {REUSE_LOG}" in run.stderr
+    assert "export 032000000000901's" not in run.stderr
+    assert len(scans) == 1  # 901's posts.csv, read by the sync itself (bad: no table)
