@@ -32,6 +32,7 @@ from tap_oktopost.tables.csv_data import (
     CsvSource,
     MemberScan,
     RecordBuilder,
+    rescan,
     scan_member,
 )
 from tap_oktopost.tables.names import (
@@ -270,14 +271,28 @@ class ExportFileStream(OktopostStream):
         for load in list(plan.loads.values()):
             archive = load.archive
             scans: dict[str, MemberScan] = {}
-            for member in load.members(self.name):
+            members = load.members(self.name)
+            if reused := [m for m in members if archive and m in archive.scans]:
+                self.logger.info(
+                    "Stream %s: export %s's %d file(s) typed from discovery's scan "
+                    "of the same bytes, not read again for it",
+                    self.name,
+                    load.run.export_id,
+                    len(reused),
+                )
+            for member in members:
                 assert archive is not None  # noqa: S101
                 try:
-                    scan = scan_member(
-                        functools.partial(archive.open_member, member),
-                        start_types=declared,
-                        pinned=fixed,
-                        earlier=earlier,
+                    made = archive.scans.get(member)  # discovery's, of these bytes
+                    scan = (
+                        rescan(made, declared, fixed, earlier)
+                        if made is not None
+                        else scan_member(
+                            functools.partial(archive.open_member, member),
+                            start_types=declared,
+                            pinned=fixed,
+                            earlier=earlier,
+                        )
                     )
                 except (*READ_ERRORS, OktopostError) as error:
                     failure = member_error(archive, member, error, TYPE_SCAN)

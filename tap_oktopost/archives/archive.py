@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tap_oktopost.api.exports import ExportRun
+    from tap_oktopost.tables.csv_data import MemberScan
 
 MAX_COMPRESSION_RATIO = 1000
 """CSV deflates 5 to 50 times; a large member past this ratio is a zip bomb."""
@@ -333,6 +334,11 @@ class ExportArchive:
         """Members not loaded, with why: (member, reason)."""
         self._members: dict[str, _Member] = {}
         self._nested: list[zipfile.ZipFile] = []
+        self.scans: dict[str, MemberScan] = {}
+        """Per member, discovery's whole scan of these very bytes, for the sync to
+        reuse (see `csv_data.rescan`): none for a member read remotely."""
+        self.cache_digest: str | None = None
+        """The SHA-256 of the cache entry holding these bytes, if one does."""
         self.zip_file: zipfile.ZipFile | None = None
         if single is not None:
             self._add_single(single, gzipped=gzipped)

@@ -27,7 +27,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import logging
@@ -66,6 +66,9 @@ class CachedFile:
 
     path: Path
     etag: str
+    sha256: str
+    scans: Any = None
+    """What `add_scans` kept with the entry (JSON), once its bytes were checked."""
 
 
 class ArchiveCache:
@@ -113,20 +116,21 @@ class ArchiveCache:
                     self._remove(data.name.removesuffix(".zip"))
                 return None
             os.utime(data)  # recently used
-        return CachedFile(into, etag)
+        return CachedFile(into, etag, digest, record.get("scans"))
 
-    def store(self, key: RunKey, source: Path, etag: str) -> None:
+    def store(self, key: RunKey, source: Path, etag: str) -> str | None:
         """Keep a copy of a downloaded archive; drop the export's older runs.
 
-        An archive larger than the bound is not kept. A folder that cannot be
+        Gives the copy's SHA-256 (for `add_scans`), or None when not kept. An
+        archive larger than the bound is not kept. A folder that cannot be
         written only costs the next process a download: a warning, no failure.
         """
         if not self._ready():
-            return
+            return None
         try:
             size = source.stat().st_size
             if size > self.max_bytes:
-                return
+                return None
             data, meta = self._paths(key)
             with self._locked():
                 temporary = self._temporary()
@@ -147,6 +151,24 @@ class ArchiveCache:
                 key.export_id,
                 error.strerror or type(error).__name__,
             )
+            return None
+        return str(copied[1])
+
+    def add_scans(self, key: RunKey, sha256: str, scans: Any) -> None:
+        """Keep what a scan of the entry's bytes found, in its record (JSON).
+
+        Only while the entry still holds the bytes of that SHA-256: a newer copy
+        gets none. Read back by `fetch` only with the bytes checked, and dropped
+        with the entry. A failure costs the next process a scan: no warning.
+        """
+        if not self._ready():
+            return
+        _, meta = self._paths(key)
+        with contextlib.suppress(OSError, ValueError, TypeError), self._locked():
+            record = json.loads(meta.read_text(encoding="utf-8"))
+            if isinstance(record, dict) and record.get("sha256") == sha256:
+                record["scans"] = scans
+                _write_atomically(meta, json.dumps(record).encode(), self.folder)
 
     def _ready(self) -> bool:
         """Make the folder, private; refuse one another user owns or can read."""

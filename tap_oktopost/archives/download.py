@@ -23,7 +23,7 @@ import zlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -47,12 +47,14 @@ from tap_oktopost.archives.archive import (
     single_file_table,
 )
 from tap_oktopost.archives.cache import ArchiveCache, RunKey
-from tap_oktopost.tables.csv_data import decoding_of
+from tap_oktopost.tables.csv_data import decoding_of, scan_of_json, scan_to_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from tap_oktopost.api.exports import ExportRun
+    from tap_oktopost.archives.cache import CachedFile
+    from tap_oktopost.tables.csv_data import MemberScan
 
 CHUNK_BYTES = 1024 * 1024
 """A download that brings less than this in `timeout` seconds has stalled."""
@@ -632,8 +634,10 @@ class ArchiveStore:
         path = self._folder_path() / f"run-{next(self._file_numbers)}.zip"
         failure: OktopostError | None = None
         try:
-            got = self._from_cache_or_whole(run, path, where, ranged, whole_up_to)
-            if isinstance(got, _NotModified):
+            got, cached = self._from_cache_or_whole(
+                run, path, where, ranged, whole_up_to
+            )
+            if isinstance(got, _NotModified) and cached is not None:
                 self._check_size(run, path.stat().st_size)
                 self.logger.info(
                     "Export %s: the archive of run %s comes from the cache (the "
@@ -641,7 +645,10 @@ class ArchiveStore:
                     run.export_id,
                     run.run_at,
                 )
-                return self._open(run, path)
+                archive = self._open(run, path)
+                archive.cache_digest = cached.sha256
+                archive.scans = self._stored_scans(cached.scans)
+                return archive
             first = f"bytes=0-{RemoteFile.HEAD_BYTES - 1}" if ranged else None
             if got is None:
                 got = self._get_file(run, first, path, where)
@@ -663,15 +670,49 @@ class ArchiveStore:
         assert isinstance(got, _Saved)  # noqa: S101 - a 304 returned above
         self.logger.info("Export %s: downloaded %d bytes", run.export_id, got.size)
         archive = self._open(run, path)
-        self._keep(run, path, got.etag)
+        archive.cache_digest = self._keep(run, path, got.etag)
         return archive
+
+    def keep_scans(self, archive: ExportArchive, scans: dict[str, MemberScan]) -> None:
+        """Give discovery's whole-member scans to this process's sync and the next's.
+
+        Kept with the archive held here, and in its cache entry's record while the
+        entry holds these bytes (`cache_digest`).
+        """
+        archive.scans.update(scans)
+        key = _run_key(archive.run)
+        if self.cache is not None and key is not None and archive.cache_digest:
+            stored = {
+                "max_uncompressed_bytes": self.max_uncompressed_bytes,
+                "members": {
+                    member: scan_to_json(scan) for member, scan in archive.scans.items()
+                },
+            }
+            self.cache.add_scans(key, archive.cache_digest, stored)
+
+    def _stored_scans(self, stored: Any) -> dict[str, MemberScan]:
+        """Read the scans a cache entry keeps, those made under this process's rules.
+
+        Another max_uncompressed_bytes could fail a member's scan: none is reused.
+        """
+        if (
+            not isinstance(stored, dict)
+            or stored.get("max_uncompressed_bytes") != self.max_uncompressed_bytes
+            or not isinstance(stored.get("members"), dict)
+        ):
+            return {}
+        scans = {
+            member: scan_of_json(scan) for member, scan in stored["members"].items()
+        }
+        return {member: scan for member, scan in scans.items() if scan is not None}
 
     def _from_cache_or_whole(
         self, run: ExportRun, path: Path, where: str, ranged: bool, whole_up_to: int
-    ) -> _Saved | _NotModified | _Refused | _Head | None:
+    ) -> tuple[_Saved | _NotModified | _Refused | _Head | None, CachedFile | None]:
         """Ask whether the cached copy is current, or for a file small enough whole.
 
-        None when there is neither (or the file is larger): download as asked.
+        Gives the answer (None when there is neither, or the file is larger:
+        download as asked) and the cached copy asked about.
         """
         limit = whole_up_to if ranged else 0
         key = _run_key(run)
@@ -684,18 +725,22 @@ class ArchiveStore:
             if cached is not None:
                 return self._get_file(
                     run, None, path, where, if_none_match=cached.etag, whole_up_to=limit
-                )
+                ), cached
             if limit > 0:
-                return self._get_file(run, None, path, where, whole_up_to=limit)
+                return self._get_file(run, None, path, where, whole_up_to=limit), None
         except _OverWholeLimit:
             path.unlink(missing_ok=True)
-        return None
+        return None, cached
 
-    def _keep(self, run: ExportRun, path: Path, etag: str | None) -> None:
-        """Put a whole file with a version in the cache, for the next process."""
+    def _keep(self, run: ExportRun, path: Path, etag: str | None) -> str | None:
+        """Put a whole file with a version in the cache, for the next process.
+
+        Gives the cached copy's SHA-256, or None when none was kept.
+        """
         key = _run_key(run)
         if self.cache is not None and key is not None and etag:
-            self.cache.store(key, path, etag)
+            return self.cache.store(key, path, etag)
+        return None
 
     def _get_file(
         self,
@@ -860,7 +905,7 @@ class ArchiveStore:
         if len(got.head) >= got.size:
             path.write_bytes(got.head)
             archive = self._open(run, path)
-            self._keep(run, path, got.etag)
+            archive.cache_digest = self._keep(run, path, got.etag)
             return archive
         link = str(run.link)
         remote = RemoteFile(

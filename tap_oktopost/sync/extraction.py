@@ -41,7 +41,7 @@ from tap_oktopost.sync.batches import prepare_root
 from tap_oktopost.sync.ledger import COLUMN_TYPES_KEY, RunLedger, read_bookmarks
 from tap_oktopost.sync.runs import SyncPlan
 from tap_oktopost.tables.column_typing import TableShape, add_member_shape
-from tap_oktopost.tables.csv_data import READ_ERRORS
+from tap_oktopost.tables.csv_data import READ_ERRORS, MemberScan
 from tap_oktopost.tables.names import EarlierNames
 
 if TYPE_CHECKING:
@@ -332,19 +332,24 @@ class Extraction:
             and isinstance(bookmark.get(COLUMN_TYPES_KEY), dict)
         }
 
-    @staticmethod
     def _add_shapes(
+        self,
         archive: ExportArchive,
         shapes: dict[str, TableShape],
         earlier: dict[str, EarlierNames],
         *,
         whole: bool,
     ) -> None:
-        """Add the columns and types of an archive's CSV files, read whole or not."""
+        """Add the columns and types of an archive's CSV files, read whole or not.
+
+        When every file was read, the whole files' scans go to the sync
+        (`ArchiveStore.keep_scans`), which then reads each once, for its records.
+        """
+        scans: dict[str, MemberScan] = {}
         for name, members in archive.tables.items():
             for member in members:
                 try:
-                    add_member_shape(
+                    scan = add_member_shape(
                         functools.partial(archive.open_member, member),
                         whole=whole,
                         table=name,
@@ -356,8 +361,12 @@ class Extraction:
                 except (*READ_ERRORS, OktopostError) as error:
                     failure = member_error(archive, member, error, "at discovery")
                 else:
+                    if scan is not None:
+                        scans[member] = scan
                     continue
                 raise failure  # out of the handler: no chained error to print
+        if scans:  # every file read: a sync reading none would fail where it did
+            self.archives.keep_scans(archive, scans)
 
 
 def listing_cut_short(listing: ExportListing) -> str:

@@ -326,6 +326,7 @@ def scan_types(
     width: int,
     start_types: Sequence[ColumnType] | None = None,
     skip: Sequence[str] | None = None,
+    float_kept: list[bool] | None = None,
 ) -> list[ColumnType]:
     """Give each of the first `width` columns the narrowest type holding every value.
 
@@ -336,7 +337,9 @@ def scan_types(
     and missing trailing values count as empty; values beyond `width` are not
     typed. Rows equal to `skip` (a header repeated in the data) are left out.
     Every row is read, even once all columns are text, so that the whole input is
-    known to decode.
+    known to decode. `float_kept` (`width` flags), when given, is cleared for a
+    column found integer while one of its values is too long for a 64-bit float:
+    what `rescanned_type` needs to give another start type's result.
     """
     types = list(start_types or [ColumnType.NULL] * width)
     chunk_rows = max(16, SCAN_CHUNK_VALUES // max(width, 1))
@@ -359,7 +362,27 @@ def scan_types(
         for position in open_positions:
             column = values[position::width]
             types[position] = narrowest_type(column, types[position])
+            if (
+                float_kept is not None
+                and types[position] is ColumnType.INTEGER
+                and not _float_keeps(column)
+            ):
+                float_kept[position] = False
     return types
+
+
+def rescanned_type(
+    start: ColumnType, found: ColumnType, *, float_kept: bool
+) -> ColumnType:
+    """Give what a scan from `start` finds where one from NULL found `found`.
+
+    Types only widen, so this is `widen(start, found)`, but for a number start: a
+    number column takes no value a 64-bit float would change, where an integer
+    column takes up to 19 digits, so there `float_kept` (see `scan_types`) decides.
+    """
+    if start is ColumnType.NUMBER and found in {ColumnType.INTEGER, ColumnType.NUMBER}:
+        return ColumnType.NUMBER if float_kept else ColumnType.STRING
+    return widen(start, found)
 
 
 def property_schema(column_type: ColumnType, header_cell: str) -> dict[str, Any]:

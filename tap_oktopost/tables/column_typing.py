@@ -25,7 +25,12 @@ from tap_oktopost.tables.column_types import (
     scan_types,
     widen,
 )
-from tap_oktopost.tables.csv_data import METADATA_PROPERTIES, CsvSource, scan_member
+from tap_oktopost.tables.csv_data import (
+    METADATA_PROPERTIES,
+    CsvSource,
+    MemberScan,
+    scan_member,
+)
 from tap_oktopost.tables.names import EarlierNames, column_names
 
 if TYPE_CHECKING:
@@ -101,25 +106,27 @@ def add_member_shape(
     table: str,
     shapes: dict[str, TableShape],
     earlier: EarlierNames | None,
-) -> None:
+) -> MemberScan | None:
     """Add one CSV file's columns at discovery, typed as the sync will type them.
 
     A file on local disk (`whole`) is scanned whole, with the sync's own scan
-    (decoding decided from every byte); one read remotely gives its first rows.
-    A file with a header puts its table in `shapes` before its rows are read, so
-    that a file failing in its rows is a table whose sync names the fault.
+    (decoding decided from every byte), and the scan is given back for the sync to
+    reuse; one read remotely gives its first rows. A file with a header puts its
+    table in `shapes` before its rows are read, so that a file failing in its rows
+    is a table whose sync names the fault.
     """
     with open_member() as binary:
         rows = CsvSource(binary, SAMPLE_BUFFER_BYTES).rows
         header = next((row for row in rows if row), None)
         if header is None:
-            return
+            return None
         shape = shapes.setdefault(table, TableShape())
         if not whole:
             shape.add(header, itertools.islice(rows, SAMPLE_ROWS), earlier)
-            return
+            return None
     scan = scan_member(open_member, earlier=earlier)
     shape.add_typed(scan.header, scan.names, scan.types)
+    return scan
 
 
 def settle_types(

@@ -5,7 +5,9 @@ from there.
 
 A sync reads each member twice from local disk: `scan_member` decides the text
 encoding and the narrowest types holding every value, then `CsvSource` with that
-decoding and a `RecordBuilder` with the settled types make the records.
+decoding and a `RecordBuilder` with the settled types make the records. After a
+discovery that scanned the same bytes whole, `rescan` gives the sync's scan from
+discovery's, and the member is read once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tap_oktopost.tables.column_types import (
     CONVERTERS,
     PROVEN_CONVERTERS,
     ColumnType,
+    rescanned_type,
     scan_types,
 )
 from tap_oktopost.tables.names import (
@@ -56,7 +59,10 @@ __all__ = [
     "MemberScan",
     "RecordBuilder",
     "decoding_of",
+    "rescan",
     "scan_member",
+    "scan_of_json",
+    "scan_to_json",
 ]
 
 DEFAULT_KEY = (EXPORT_ID, EXPORT_RUN_AT, SOURCE_FILE, ROW_NUMBER)
@@ -475,6 +481,8 @@ class MemberScan:
     """`column_names(header, earlier)`."""
     types: list[ColumnType]
     """Per column: the narrowest type, from the start type on, holding every value."""
+    float_kept: list[bool] = dataclasses.field(default_factory=list)
+    """Per column: no integer too long for a 64-bit float (see `rescanned_type`)."""
 
 
 def scan_member(
@@ -519,9 +527,83 @@ def _scan(
             else (start_types or {}).get(name, ColumnType.NULL)
             for name in names
         ]
-        scanned = scan_types(source.rows, len(names), start, skip=header)
+        float_kept = [True] * len(names)
+        scanned = scan_types(
+            source.rows, len(names), start, skip=header, float_kept=float_kept
+        )
     types = [fixed.get(name, found) for name, found in zip(names, scanned, strict=True)]
-    return MemberScan(decoding, header, names, types), source
+    return MemberScan(decoding, header, names, types, float_kept), source
+
+
+def rescan(
+    found: MemberScan,
+    start_types: Mapping[str, ColumnType] | None = None,
+    pinned: Mapping[str, ColumnType] | None = None,
+    earlier: EarlierNames | None = None,
+) -> MemberScan:
+    """Give what `scan_member` with these arguments gives, from a scan of the bytes.
+
+    `found` is a scan of the same bytes with no start types and no pins (as
+    discovery makes): a scan's types are per position, and one from a start type
+    is the scan from NULL widened to it (`rescanned_type`), so no byte is read
+    again. The decoding and the header (so the rows skipped as it) are the same.
+    """
+    fixed = pinned or {}
+    names = column_names(found.header, earlier)
+    types = [
+        fixed[name]
+        if name in fixed
+        else rescanned_type(
+            (start_types or {}).get(name, ColumnType.NULL), column_type, float_kept=kept
+        )
+        for name, column_type, kept in zip(
+            names, found.types, found.float_kept, strict=True
+        )
+    ]
+    return MemberScan(found.decoding, found.header, names, types, found.float_kept)
+
+
+SCAN_RULES_VERSION = 1
+"""Stored with a scan (`scan_to_json`): a tap whose scan rules differ reads none back.
+Raise it with any change to what `scan_member` decides."""
+_DECODINGS = {decoding.encoding: decoding for decoding in (UTF_8, UTF_16, CP1252)}
+
+
+def scan_to_json(scan: MemberScan) -> dict[str, Any]:
+    """Give a scan as JSON, with the rules version and the field limit it held to."""
+    return {
+        "rules": SCAN_RULES_VERSION,
+        "field_limit": field_limit(),
+        "encoding": scan.decoding.encoding,
+        "header": scan.header,
+        "types": [column_type.value for column_type in scan.types],
+        "float_kept": scan.float_kept,
+    }
+
+
+def scan_of_json(data: Any) -> MemberScan | None:
+    """Read a scan back; None for one of other rules, another field limit, or odd.
+
+    A field limit other than this process's could have failed the scan: it would
+    fail this sync's scan too, before any record, so that scan is made again.
+    """
+    try:
+        if data["rules"] != SCAN_RULES_VERSION or data["field_limit"] != field_limit():
+            return None
+        header, float_kept = data["header"], data["float_kept"]
+        types = [ColumnType(value) for value in data["types"]]
+        decoding = _DECODINGS[data["encoding"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (
+        isinstance(header, list)
+        and all(isinstance(cell, str) for cell in header)
+        and isinstance(float_kept, list)
+        and all(isinstance(kept, bool) for kept in float_kept)
+        and len(types) == len(float_kept) == len(header)
+    ):
+        return None
+    return MemberScan(decoding, header, column_names(header), types, float_kept)
 
 
 _ROWS_NAMED = 20

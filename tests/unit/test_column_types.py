@@ -18,6 +18,7 @@ from tap_oktopost.tables.column_types import (
     classify,
     column_type_of,
     property_schema,
+    rescanned_type,
     scan_types,
     widen,
 )
@@ -268,6 +269,62 @@ def test_every_scanned_value_converts_to_the_same_value(seed: int) -> None:
         for column_type, value in zip(types, row, strict=False):
             if value:
                 assert_same_value(column_type, value, CONVERTERS[column_type](value))
+
+
+def drifting_rows(seed: int) -> tuple[list[list[str]], int]:
+    """Give wide rows (a chunk is 16 rows) whose columns change kind between blocks.
+
+    Each column holds one kind per block of a chunk's rows or so, so a column's type
+    is decided over several chunks: integers then numbers, dates then date-times,
+    short numbers then long integers.
+    """
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    width = rng.choice([256, 300])
+    kinds = [rng.choice(KINDS) for _ in range(width)]
+    rows = []
+    for block in range(rng.randint(1, 6)):
+        if block:
+            kinds = [
+                rng.choice(KINDS) if rng.random() < 0.3 else kind for kind in kinds
+            ]
+        for _ in range(rng.choice([3, 16, 40])):
+            row = [random_value(rng, kind) for kind in kinds]
+            rows.append(row[: rng.randint(0, width)] if rng.random() < 0.05 else row)
+    return rows, width
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_a_scan_from_a_start_type_is_the_scan_from_null_rescanned(seed: int) -> None:
+    """What lets a sync reuse discovery's scan: for every start type and column."""
+    rows, width = drifting_rows(seed)
+    float_kept = [True] * width
+    found = scan_types(rows, width, float_kept=float_kept)
+    for start in ColumnType:
+        expected = scan_types(rows, width, [start] * width)
+        assert [
+            rescanned_type(start, column_type, float_kept=kept)
+            for column_type, kept in zip(found, float_kept, strict=True)
+        ] == expected, start
+
+
+@pytest.mark.parametrize(
+    ("values", "found", "kept"),
+    [
+        (["1", "12345678901234567"], ColumnType.INTEGER, False),
+        (["1", "123456789012345"], ColumnType.INTEGER, True),
+        (["1.5", "2"], ColumnType.NUMBER, True),
+    ],
+)
+def test_a_number_start_rescans_long_integers_as_text(
+    values: list[str], found: ColumnType, kept: bool
+) -> None:
+    rows = [[value] for value in values]
+    float_kept = [True]
+    assert scan_types(rows, 1, float_kept=float_kept) == [found]
+    assert float_kept == [kept]
+    from_number = scan_types(rows, 1, [ColumnType.NUMBER])
+    assert from_number == [ColumnType.NUMBER if kept else ColumnType.STRING]
+    assert rescanned_type(ColumnType.NUMBER, found, float_kept=kept) is from_number[0]
 
 
 def test_scan_only_widens_from_its_start_types() -> None:
