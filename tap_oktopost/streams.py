@@ -23,9 +23,14 @@ from tap_oktopost.tables.column_types import (
     ColumnType,
     column_type_of,
     property_schema,
-    widen,
 )
-from tap_oktopost.tables.column_typing import KEEP, TEXT, settle_types, type_changes
+from tap_oktopost.tables.column_typing import (
+    KEEP,
+    TEXT,
+    TableShape,
+    settle_types,
+    type_changes,
+)
 from tap_oktopost.tables.csv_data import (
     METADATA_PROPERTIES,
     READ_ERRORS,
@@ -265,9 +270,8 @@ class ExportFileStream(OktopostStream):
             },
             **{n: ColumnType(t) for n, t in pinned.items()},
         }
-        scanned: dict[str, ColumnType] = {}
+        files = TableShape()
         widened_by: dict[str, str] = {}
-        headers: dict[str, str] = {}
         for load in list(plan.loads.values()):
             archive = load.archive
             scans: dict[str, MemberScan] = {}
@@ -310,17 +314,15 @@ class ExportFileStream(OktopostStream):
                 continue  # its export, or this table of it, failed
             for member, scan in scans.items():
                 self._scans[load.run.export_id, member] = scan
-                for name, cell, found in zip(
-                    scan.names, scan.header, scan.types, strict=True
-                ):
-                    scanned[name] = widen(scanned.get(name, ColumnType.NULL), found)
+                files.add_typed(scan.header, scan.names, scan.types, scan.float_kept)
+                for name, found in zip(scan.names, scan.types, strict=True):
                     if name not in fixed and found is not declared.get(name, found):
                         widened_by.setdefault(name, load.run.export_id)
-                    headers.setdefault(name, cell)
+        headers = {name: cell for name, (_, cell) in files.columns.items()}
         stale = superseded(earlier.texts, headers)
         settled = settle_types(
             declared={n: t for n, t in declared.items() if n not in stale},
-            scanned=scanned,
+            scanned={name: found for name, (found, _) in files.columns.items()},
             remembered=remembered,
             pinned=pinned,
             policy=policy,

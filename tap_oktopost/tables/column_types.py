@@ -385,6 +385,20 @@ def rescanned_type(
     return widen(start, found)
 
 
+def joined_type(
+    first: ColumnType, second: ColumnType, *, floats_kept: bool
+) -> ColumnType:
+    """Give the type holding the values of two scans of one column (two files).
+
+    `widen`, but a number column takes no integer a 64-bit float would change:
+    where either scan found such integers (`floats_kept` false), text.
+    """
+    joined = widen(first, second)
+    if joined is ColumnType.NUMBER and not floats_kept:
+        return ColumnType.STRING
+    return joined
+
+
 def property_schema(column_type: ColumnType, header_cell: str) -> dict[str, Any]:
     """Give a nullable JSON schema for a column, keeping the original header."""
     if column_type in {ColumnType.DATE, ColumnType.DATE_TIME}:

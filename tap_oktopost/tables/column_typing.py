@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tap_oktopost.tables.column_types import (
     ColumnType,
+    joined_type,
     property_schema,
     scan_types,
     widen,
@@ -59,6 +60,8 @@ class TableShape:
 
     def __init__(self) -> None:
         self.columns: dict[str, tuple[ColumnType, str]] = {}
+        self.floats_kept: dict[str, bool] = {}
+        """Per column: whether a 64-bit float keeps every integer found so far."""
 
     def add(
         self,
@@ -68,15 +71,28 @@ class TableShape:
     ) -> None:
         """Add one file's columns, typed from its rows."""
         names = column_names(header, earlier)
-        self.add_typed(header, names, scan_types(sample_rows, len(names), skip=header))
+        float_kept = [True] * len(names)
+        types = scan_types(sample_rows, len(names), skip=header, float_kept=float_kept)
+        self.add_typed(header, names, types, float_kept)
 
     def add_typed(
-        self, header: list[str], names: list[str], types: list[ColumnType]
+        self,
+        header: list[str],
+        names: list[str],
+        types: list[ColumnType],
+        float_kept: list[bool],
     ) -> None:
-        """Add one file's columns with the types a scan found."""
-        for name, cell, column_type in zip(names, header, types, strict=True):
+        """Add one file's columns with the types a scan found (see `joined_type`)."""
+        for name, cell, column_type, kept in zip(
+            names, header, types, float_kept, strict=True
+        ):
             known_type, known_cell = self.columns.get(name, (ColumnType.NULL, cell))
-            self.columns[name] = (widen(known_type, column_type), known_cell)
+            floats_kept = self.floats_kept.get(name, True) and kept
+            self.floats_kept[name] = floats_kept
+            self.columns[name] = (
+                joined_type(known_type, column_type, floats_kept=floats_kept),
+                known_cell,
+            )
 
     def json_schema(
         self, pinned: Mapping[str, str] | None = None, policy: str = KEEP
@@ -125,7 +141,7 @@ def add_member_shape(
             shape.add(header, itertools.islice(rows, SAMPLE_ROWS), earlier)
             return None
     scan = scan_member(open_member, earlier=earlier)
-    shape.add_typed(scan.header, scan.names, scan.types)
+    shape.add_typed(scan.header, scan.names, scan.types, scan.float_kept)
     return scan
 
 

@@ -86,6 +86,41 @@ def test_the_catalog_says_the_types_every_sync_schema_sends(
     assert "the catalog says" not in run.stderr
 
 
+FILE_KINDS: dict[str, Callable[[random.Random], str]] = {
+    "small integers": lambda rng: str(rng.randint(-999, 99_999)),
+    "15-digit integers": lambda rng: str(rng.randint(10**14, 10**15 - 1)),
+    "long integers": lambda rng: str(rng.randint(10**15, 9 * 10**18)),
+    "decimals": lambda rng: f"{rng.randint(0, 999)}.{rng.randint(0, 99):02d}",
+    "blanks": lambda rng: "",
+}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_catalog_joins_each_exports_file_as_the_sync_does(
+    stand_in: OktopostStandIn, seed: int
+) -> None:
+    """One table in two to four exports, each file of one kind of numbers: the
+    catalog's type is the one the sync sends, long integers beside decimals too."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    kinds = [rng.choice(sorted(FILE_KINDS)) for _ in range(rng.randint(2, 4))]
+    for number, kind in enumerate(kinds):
+        rows = [["Id", "Amount"]] + [
+            [str(row), FILE_KINDS[kind](rng)] for row in range(rng.randint(5, 40))
+        ]
+        stand_in.add_export(
+            export_with(f"0320000000009{number:02d}", {"Amounts.csv": csv_text(rows)})
+        )
+    config = config_for(stand_in)
+    catalog = discover_in_process(config)
+    run = sync_in_process(config, catalog=catalog)
+
+    assert run.returncode == 0, run.stderr
+    declared = property_types(csv_streams(catalog)["amounts"])
+    for message in run.schemas("amounts"):
+        assert property_types(message) == declared, kinds
+    assert "the catalog says" not in run.stderr, kinds
+
+
 TYPE_CHANGES: dict[str, tuple[Any, Any, str, str]] = {
     # pair: (cell before, cell after, whole-file type, sampled type)
     "integer->text": (
