@@ -14,9 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, before the standard library took it
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN_FILE = ROOT / "sdk-next.txt"

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 from scripts import sdk_next
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, before the standard library took it
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 
