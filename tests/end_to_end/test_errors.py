@@ -445,6 +445,33 @@ def sampled_catalog_narrower_than_the_file(
     return tap(stand_in, tmp_path, settings=sampled, catalog=catalog)
 
 
+@case(
+    "Stream <s>, column <c>: the catalog says <type>, this sync sends <type>: the "
+    "column_typing setting and the state's column types say so"
+)
+def state_type_kept_against_the_catalog(
+    stand_in: OktopostStandIn, tmp_path: Path
+) -> TapRun:
+    stand_in.add_export(
+        export_with(POSTS, {"Leads.csv": csv_text([["Lead ID", "Clicks"], ["1", "3"]])})
+    )
+    state = tap(stand_in, tmp_path).final_state
+    later = make_zip({"Leads.csv": csv_text([["Lead ID", "Clicks"], ["2", "n/a"]])})
+    stand_in.set_run(POSTS, later, "2026-11-28 10:00:00")
+    catalog = tap(stand_in, tmp_path, discover=True).messages[0]
+    return tap(stand_in, tmp_path, catalog=catalog, state=state)
+
+
+@case(
+    "... HTTP <status>, the file is gone from storage; a newer run may have replaced "
+    "it, and the next sync loads that",
+    failed_exports=1,
+)
+def file_gone_from_storage(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
+    stand_in.fail_next(f"/storage/{POSTS}/", 404, times=10)
+    return tap(stand_in, tmp_path)
+
+
 @case("Discovery leaves export <id> out of the catalog: ...")
 def export_unreadable_at_discovery(stand_in: OktopostStandIn, tmp_path: Path) -> TapRun:
     return tap(stand_in, tmp_path, settings={"max_archive_bytes": 100}, discover=True)
