@@ -255,8 +255,8 @@ class ExportFileStream(OktopostStream):
         sync. A file that cannot be read fails its export only.
         """
         remembered = self.stream_state.get(COLUMN_TYPES_KEY, {})
-        pinned = self.extraction.pinned_types(self.name)
-        policy = self.extraction.column_typing
+        pinned = self.extraction.settings.pinned_types(self.name)
+        policy = self.extraction.settings.column_typing
         properties = self.effective_schema["properties"]
         declared = self._column_types()
         earlier = EarlierNames.of_table(properties, remembered)
@@ -644,7 +644,7 @@ class UnfitValues:
             return
         stream = self.stream
         column_type = column_type_of(stream.effective_schema["properties"][column])
-        if column in stream.extraction.pinned_types(stream.name):
+        if column in stream.extraction.settings.pinned_types(stream.name):
             advice = "as the column_types setting pins it"
         else:
             advice = (

@@ -669,9 +669,7 @@ class ArchiveStore:
             raise failure
         assert isinstance(got, _Saved)  # noqa: S101 - a 304 returned above
         self.logger.info("Export %s: downloaded %d bytes", run.export_id, got.size)
-        archive = self._open(run, path)
-        archive.cache_digest = self._keep(run, path, got.etag)
-        return archive
+        return self._open_kept(run, path, got.etag)
 
     def keep_scans(self, archive: ExportArchive, scans: dict[str, MemberScan]) -> None:
         """Give discovery's whole-member scans to this process's sync and the next's.
@@ -732,15 +730,17 @@ class ArchiveStore:
             path.unlink(missing_ok=True)
         return None, cached
 
-    def _keep(self, run: ExportRun, path: Path, etag: str | None) -> str | None:
-        """Put a whole file with a version in the cache, for the next process.
+    def _open_kept(self, run: ExportRun, path: Path, etag: str | None) -> ExportArchive:
+        """Open a whole file on disk; one with a version goes to the cache too.
 
-        Gives the cached copy's SHA-256, or None when none was kept.
+        The cache keeps it for the next process (the sync after Meltano's
+        discovery); the archive notes the cached copy's SHA-256.
         """
+        archive = self._open(run, path)
         key = _run_key(run)
         if self.cache is not None and key is not None and etag:
-            return self.cache.store(key, path, etag)
-        return None
+            archive.cache_digest = self.cache.store(key, path, etag)
+        return archive
 
     def _get_file(
         self,
@@ -904,9 +904,7 @@ class ArchiveStore:
         self._check_size(run, got.size)
         if len(got.head) >= got.size:
             path.write_bytes(got.head)
-            archive = self._open(run, path)
-            archive.cache_digest = self._keep(run, path, got.etag)
-            return archive
+            return self._open_kept(run, path, got.etag)
         link = str(run.link)
         remote = RemoteFile(
             self.session,

@@ -152,15 +152,6 @@ class Extraction:
             initial=self.initial_state,
         )
 
-    @property
-    def column_typing(self) -> str:
-        """The column_typing setting."""
-        return self.settings.column_typing
-
-    def pinned_types(self, table: str) -> dict[str, str]:
-        """Give the column types the column_types setting fixes for a table."""
-        return self.settings.pinned_types(table)
-
     @cached_property
     def export_listing(self) -> ExportListing:
         """Every export of the account, listed once a process for every stream.
@@ -265,7 +256,9 @@ class Extraction:
                 )
         tables = []
         for name, shape in sorted(shapes.items()):
-            schema = shape.json_schema(self.pinned_types(name), self.column_typing)
+            schema = shape.json_schema(
+                self.settings.pinned_types(name), self.settings.column_typing
+            )
             keys = self.settings.primary_keys_of(name)
             if missing := [key for key in keys if key not in schema["properties"]]:
                 message = (
