@@ -141,7 +141,7 @@ class ArchiveCache:
                     self._make_room(size, keep=data.name)
                     meta.unlink(missing_ok=True)  # no record of the old bytes
                     temporary.replace(data)
-                    _write_atomically(meta, json.dumps(record).encode(), self.folder)
+                    self._write_record(meta, record)
                 finally:
                     temporary.unlink(missing_ok=True)
         except OSError as error:
@@ -168,7 +168,7 @@ class ArchiveCache:
             record = json.loads(meta.read_text(encoding="utf-8"))
             if isinstance(record, dict) and record.get("sha256") == sha256:
                 record["scans"] = scans
-                _write_atomically(meta, json.dumps(record).encode(), self.folder)
+                self._write_record(meta, record)
 
     def _ready(self) -> bool:
         """Make the folder, private; refuse one another user owns or can read."""
@@ -202,6 +202,18 @@ class ArchiveCache:
         handle, name = tempfile.mkstemp(dir=self.folder, prefix=".part-")
         os.close(handle)
         return Path(name)
+
+    def _write_record(self, meta: Path, record: dict[str, Any]) -> None:
+        """Replace an entry's record whole: a reader sees the old one or the new."""
+        temporary = self._temporary()
+        try:
+            with temporary.open("wb") as file:
+                file.write(json.dumps(record).encode())
+                file.flush()
+                os.fsync(file.fileno())
+            temporary.replace(meta)
+        finally:
+            temporary.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -251,15 +263,3 @@ def _copy_hashing(source: Path, target: Path) -> tuple[int, str]:
         writing.flush()
         os.fsync(writing.fileno())
     return size, digest.hexdigest()
-
-
-def _write_atomically(path: Path, data: bytes, folder: Path) -> None:
-    handle, name = tempfile.mkstemp(dir=folder, prefix=".part-")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        Path(name).replace(path)
-    finally:
-        Path(name).unlink(missing_ok=True)
